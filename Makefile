@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tessera-installed
-APT_PACKAGES := iverilog gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf
+APT_PACKAGES := iverilog gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf liblz4-dev zlib1g-dev
 # Tests run on both CI cores.
 PYTEST_WORKERS ?= 2
 

@@ -1,0 +1,557 @@
+"""The virtual board: the chip top compiled with Verilator (or Icarus), serving its host link on TCP and a pty.
+
+Contract:
+- A `ChipSpec` names the chip top's factory (`module:attr` or `path/to/file.py:attr`) and its parameters. The
+  board always elaborates it with `link="bytes"` (byte streams `rx`/`tx`, see docs/virtual-board.md).
+- `build_board(spec, simulator=, trace=)` writes the Verilog and compiles it once into
+  `build/vboard/<hash>/` (hash over the Verilog text, the simulator's version, the harness source and the build
+  options). A second build of the same parameters with unchanged sources reuses it without even regenerating
+  the Verilog: an index maps (factory, parameters, chip sources, tool versions) to the finished build.
+  Concurrent builders of one design wait on a file lock instead of compiling twice.
+- `VirtualBoard.start(build, ...)` runs the board as a child process, reads its machine-readable line
+  `TESSERA-VBOARD listening tcp=HOST:PORT control=HOST:PORT pty=PATH pid=PID` (pty=- without a pty) and
+  offers the control commands (`stats`, `reset`, `stop`). The chip runs free inside the child: the Verilator
+  harness (sim/vboard_main.cpp) toggles the clock in C++; the Icarus fallback (sim/vboard_icarus.py) runs a
+  Verilog testbench that clocks itself.
+- A board started from the command line (`python -m tessera.sim.virtual_board`, `tessera sim`) is registered
+  under `build/vboard/running/` so that `SimLink` (tessera.os.link) attaches to it instead of starting another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import fcntl
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+from tessera.sim import toolchain
+
+Simulator = Literal["verilator", "icarus"]
+SIMULATORS: tuple[Simulator, ...] = ("verilator", "icarus")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUILD_ROOT = PROJECT_ROOT / "build" / "vboard"
+RUNNING_ROOT = BUILD_ROOT / "running"
+HARNESS_SOURCE = Path(__file__).with_name("vboard_main.cpp")
+ICARUS_SERVER_SOURCE = Path(__file__).with_name("vboard_icarus.py")
+
+#: The chip top every board builds unless told otherwise (hw/chip.py); TESSERA_SIM_CHIP overrides it.
+DEFAULT_CHIP = os.environ.get("TESSERA_SIM_CHIP", "tessera.hw.chip:TesseraChip")
+TOP_MODULE = "tessera_chip"
+#: Ports the harness drives and reads; their absence means the chip was not elaborated with link="bytes".
+REQUIRED_PORTS = ("clk", "rst", "rx__payload", "rx__valid", "rx__ready", "tx__payload", "tx__valid", "tx__ready")
+
+LISTENING_PREFIX = "TESSERA-VBOARD listening "
+STOPPED_PREFIX = "TESSERA-VBOARD stopped "
+
+#: Verilator options besides --cc --exe --build: Amaranth's Verilog trips lint warnings (not errors); X values
+#: are resolved for speed, which is safe because Amaranth gives every register an initial value.
+VERILATOR_ARGS: tuple[str, ...] = ("-O3", "-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast")
+TRACE_ARGS: tuple[str, ...] = ("--trace-fst", "--timescale", "1ns/1ns", "-CFLAGS", "-DVBOARD_TRACE")
+BUILD_JOBS = 2
+_COMPLETE_MARKER = ".tessera-build-complete"
+_START_TIMEOUT_S = 60.0
+
+
+class BoardError(RuntimeError):
+    """The virtual board could not be built, started or controlled; the message says why in one line."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What to build
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """A chip top: `factory` is `package.module:attr` or `path/to/file.py:attr`; `params` its keyword arguments."""
+
+    factory: str = DEFAULT_CHIP
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if "link" in self.params:
+            raise BoardError("chip parameter 'link' is chosen by the virtual board (always 'bytes'); leave it out")
+        if ":" not in self.factory:
+            raise BoardError(f"chip factory {self.factory!r} must look like 'package.module:Class' or 'file.py:Class'")
+
+    def load_module(self) -> ModuleType:
+        location = self.factory.rsplit(":", 1)[0]
+        if location.endswith(".py"):
+            path = Path(location).resolve()
+            if not path.is_file():
+                raise BoardError(f"chip factory file {location} does not exist")
+            name = path.stem
+            module = sys.modules.get(name)
+            if module is not None and Path(getattr(module, "__file__", "") or "").resolve() == path:
+                return module
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            return module
+        try:
+            return importlib.import_module(location)
+        except ModuleNotFoundError as error:
+            raise BoardError(f"chip factory module {location!r} not found ({error})") from None
+
+    def load(self) -> Callable[..., object]:
+        attr = self.factory.rsplit(":", 1)[1]
+        module = self.load_module()
+        try:
+            return getattr(module, attr)
+        except AttributeError:
+            raise BoardError(f"chip factory {self.factory!r}: {module.__name__} has no {attr!r}") from None
+
+    def elaborate(self) -> object:
+        factory = self.load()
+        try:
+            return factory(**self.params, link="bytes")
+        except TypeError as error:  # an unknown or missing parameter
+            raise BoardError(f"chip {self.factory} with parameters {self.params_text()}: {error}") from None
+
+    def params_text(self) -> str:
+        return json.dumps(dict(self.params), sort_keys=True, default=repr)
+
+
+def chip_verilog(spec: ChipSpec) -> str:
+    """The chip top's Verilog (module `tessera_chip`), checked for the ports the harness needs."""
+    from amaranth.back import verilog
+
+    text = verilog.convert(spec.elaborate(), name=TOP_MODULE)
+    header = text.split(f"module {TOP_MODULE}(", 1)
+    if len(header) != 2:
+        raise BoardError(f"{spec.factory}: the generated Verilog has no module {TOP_MODULE}")
+    ports = set(re.findall(r"\b(?:input|output)\s+(?:\[[^\]]*\]\s*)?(\w+)\s*;", header[1].split("endmodule", 1)[0]))
+    missing = [port for port in REQUIRED_PORTS if port not in ports]
+    if missing:
+        raise BoardError(f"{spec.factory} with link='bytes' lacks the ports {', '.join(missing)}")
+    return text
+
+
+def simulator_version(simulator: Simulator) -> str:
+    if simulator == "verilator":
+        return "verilator " + importlib.metadata.version("verilator")
+    if simulator == "icarus":
+        if shutil.which("iverilog") is None:
+            raise BoardError("iverilog not found on PATH (`make setup` installs it)")
+        return subprocess.run(["iverilog", "-V"], capture_output=True, text=True).stdout.splitlines()[0]
+    raise BoardError(f"unknown simulator {simulator!r}: expected one of {', '.join(SIMULATORS)}")
+
+
+def _digest(parts: Sequence[str | bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0\0")
+    return digest.hexdigest()[:16]
+
+
+def _chip_sources(spec: ChipSpec) -> list[Path]:
+    """Every source file that can change the chip's Verilog: hw/ and firmware/ (boot code, ISA constants) and
+    the factory's own module. A false alarm only costs regenerating the Verilog: identical Verilog still finds
+    its compiled build."""
+    module = spec.load_module()
+    files = {*(PROJECT_ROOT / "hw").rglob("*.py"), *(PROJECT_ROOT / "firmware").rglob("*.py")}
+    if getattr(module, "__file__", None):
+        files.add(Path(module.__file__))
+    return sorted(path.resolve() for path in files)
+
+
+def design_key(spec: ChipSpec, simulator: Simulator, trace: bool = False) -> str:
+    """Names a build without elaborating: factory, parameters, chip sources, Amaranth and simulator versions."""
+    parts: list[str | bytes] = [spec.factory, spec.params_text(), simulator_version(simulator), str(trace)]
+    parts.append(importlib.metadata.version("amaranth"))
+    parts.append(_harness_source(simulator))
+    for path in _chip_sources(spec):
+        parts += [str(path), path.read_bytes()]
+    return _digest(parts)
+
+
+def _harness_source(simulator: Simulator) -> str:
+    return (HARNESS_SOURCE if simulator == "verilator" else ICARUS_SERVER_SOURCE).read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Building
+
+
+@dataclass(frozen=True)
+class BoardBuild:
+    """A compiled board: `executable` is the Verilator binary, or the vvp file for Icarus; `traced` if it can
+    write waveforms (Verilator's traced variant, and every Icarus build)."""
+
+    simulator: Simulator
+    traced: bool
+    build_dir: Path
+    executable: Path
+    key: str  # the design key (see design_key), also the name under build/vboard/running/
+    rebuilt: bool  # False when a finished build was reused
+    seconds: float  # time this build_board call took
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _has_fst_libraries() -> bool:
+    """Verilator 5.48's FST writer compiles against lz4.h and zlib.h and links -llz4 -lz."""
+    include_dirs = [Path("/usr/include"), Path("/usr/local/include")]
+    return all(any((folder / header).exists() for folder in include_dirs) for header in ("lz4.h", "zlib.h"))
+
+
+def _executable_name(simulator: Simulator) -> str:
+    return "vboard" if simulator == "verilator" else "vboard.vvp"
+
+
+def build_board(spec: ChipSpec, *, simulator: Simulator = "verilator", trace: bool = False) -> BoardBuild:
+    """Compile the chip for the virtual board, or reuse an earlier build of the same design (see module doc)."""
+    started = time.monotonic()
+    toolchain.activate()
+    # The Icarus testbench can always trace (vvp -fst); only Verilator compiles a traced variant.
+    trace = trace and simulator == "verilator"
+    if trace and not _has_fst_libraries():
+        raise BoardError("Verilator's FST tracing needs lz4 and zlib headers: apt-get install liblz4-dev zlib1g-dev")
+    key = design_key(spec, simulator, trace)
+    index = BUILD_ROOT / "index" / f"{key}.json"
+    with _locked(BUILD_ROOT / "locks" / f"{key}.lock"):
+        if index.exists():
+            build_dir = BUILD_ROOT / json.loads(index.read_text())["build_dir"]
+            if (build_dir / _COMPLETE_MARKER).exists():
+                executable = build_dir / _executable_name(simulator)
+                traced = trace or simulator == "icarus"
+                return BoardBuild(simulator, traced, build_dir, executable, key, False, time.monotonic() - started)
+        verilog_text = chip_verilog(spec)
+        version = simulator_version(simulator)
+        options = VERILATOR_ARGS + (TRACE_ARGS if trace else ()) if simulator == "verilator" else ()
+        build_name = _digest([verilog_text, version, _harness_source(simulator), "\0".join(options)])
+        build_dir = BUILD_ROOT / f"{simulator}{'-trace' if trace else ''}-{build_name}"
+        with _locked(BUILD_ROOT / "locks" / f"{build_dir.name}.lock"):
+            rebuilt = not (build_dir / _COMPLETE_MARKER).exists()
+            if rebuilt:
+                _compile(build_dir, verilog_text, simulator, trace)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_text(json.dumps({"build_dir": build_dir.name, "factory": spec.factory, "params": spec.params_text()}))
+    executable = build_dir / _executable_name(simulator)
+    traced = trace or simulator == "icarus"
+    return BoardBuild(simulator, traced, build_dir, executable, key, rebuilt, time.monotonic() - started)
+
+
+def _compile(build_dir: Path, verilog_text: str, simulator: Simulator, trace: bool) -> None:
+    # A folder without the marker is an interrupted build: start it again from nothing.
+    shutil.rmtree(build_dir, ignore_errors=True)
+    build_dir.mkdir(parents=True)
+    verilog_path = build_dir / f"{TOP_MODULE}.v"
+    verilog_path.write_text(verilog_text)
+    if simulator == "verilator":
+        harness = build_dir / HARNESS_SOURCE.name
+        shutil.copyfile(HARNESS_SOURCE, harness)
+        command = [
+            "verilator", "--cc", "--exe", "--build", *VERILATOR_ARGS, *(TRACE_ARGS if trace else ()),
+            "-j", str(BUILD_JOBS), "--top-module", TOP_MODULE, "--prefix", "Vboard", "--Mdir", "obj",
+            "-o", str(build_dir / "vboard"), "-LDFLAGS", "-lutil", verilog_path.name, harness.name,
+        ]  # fmt: skip
+    else:
+        from tessera.sim import vboard_icarus
+
+        testbench = build_dir / "vboard_tb.v"
+        testbench.write_text(vboard_icarus.testbench_verilog(TOP_MODULE))
+        command = ["iverilog", "-g2012", "-o", "vboard.vvp", "-s", "vboard_tb", testbench.name, verilog_path.name]
+    log_path = build_dir / "build.log"
+    with open(log_path, "w") as log:
+        result = subprocess.run(command, cwd=build_dir, stdout=log, stderr=subprocess.STDOUT, env=toolchain.tool_env())
+    if result.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+        raise BoardError(f"{simulator} build failed (exit {result.returncode}); log {log_path}:\n{tail}")
+    (build_dir / _COMPLETE_MARKER).write_text(json.dumps({"command": command}))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a running board listens, as its `listening` line says."""
+
+    host: str
+    port: int
+    control_port: int
+    pty: str | None
+    pid: int
+
+    @classmethod
+    def parse(cls, line: str) -> Endpoints:
+        if not line.startswith(LISTENING_PREFIX):
+            raise BoardError(f"not a listening line: {line.strip()!r}")
+        fields = dict(item.split("=", 1) for item in line[len(LISTENING_PREFIX) :].split())
+        host, port = fields["tcp"].rsplit(":", 1)
+        control_port = int(fields["control"].rsplit(":", 1)[1])
+        return cls(host, int(port), control_port, None if fields["pty"] == "-" else fields["pty"], int(fields["pid"]))
+
+    def to_json(self) -> dict[str, object]:
+        return {"host": self.host, "port": self.port, "control_port": self.control_port, "pty": self.pty, "pid": self.pid}
+
+
+def parse_stats(text: str) -> dict[str, float]:
+    """`key=value` pairs of a `stats` reply or a `stopped` line; numeric values only (reason= is skipped)."""
+    stats: dict[str, float] = {}
+    for item in text.split():
+        key, sep, value = item.partition("=")
+        if sep and re.fullmatch(r"-?[0-9.]+", value):
+            stats[key] = float(value)
+    return stats
+
+
+def control(endpoints: Endpoints, command: str, timeout: float = 5.0) -> str:
+    """Send one control command to a running board and return its reply line (raises BoardError on `error`)."""
+    try:
+        with socket.create_connection((endpoints.host, endpoints.control_port), timeout=timeout) as connection:
+            connection.sendall(command.encode() + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError as error:
+        raise BoardError(f"virtual board control at {endpoints.host}:{endpoints.control_port}: {error}") from None
+    text = reply.decode().strip()
+    if not text.startswith("ok"):
+        raise BoardError(f"virtual board refused {command!r}: {text or 'no reply'}")
+    return text
+
+
+class VirtualBoard:
+    """A running virtual board process; `stop()` (or leaving the `with` block) ends it and returns its stats."""
+
+    def __init__(self, build: BoardBuild, process: subprocess.Popen[str], endpoints: Endpoints) -> None:
+        self.build = build
+        self.process = process
+        self.endpoints = endpoints
+        self.final_stats: dict[str, float] | None = None
+
+    @classmethod
+    def start(
+        cls,
+        build: BoardBuild,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        control_port: int = 0,
+        pty: bool = True,
+        poll_us: int | None = None,
+        poll_cycles: int | None = None,
+        max_cycles: int | None = None,
+        trace: Path | None = None,
+        trace_start: int | None = None,
+        trace_end: int | None = None,
+        die_with_parent: bool = True,
+    ) -> VirtualBoard:
+        if (poll_us, poll_cycles)[build.simulator == "verilator"] is not None:
+            raise BoardError("poll_us is for Verilator boards, poll_cycles for Icarus boards")
+        if trace is not None and not build.traced:
+            raise BoardError("--trace needs a traced build: build_board(..., trace=True)")
+        args = ["--host", host, "--port", str(port), "--control-port", str(control_port)]
+        args += [] if pty else ["--no-pty"]
+        args += [] if poll_us is None else ["--poll-us", str(poll_us)]
+        args += [] if poll_cycles is None else ["--poll-cycles", str(poll_cycles)]
+        args += [] if max_cycles is None else ["--max-cycles", str(max_cycles)]
+        args += ["--die-with-parent"] if die_with_parent else []
+        if trace is not None:
+            args += ["--trace", str(trace)]
+            args += [] if trace_start is None else ["--trace-start", str(trace_start)]
+            args += [] if trace_end is None else ["--trace-end", str(trace_end)]
+        if build.simulator == "verilator":
+            command = [str(build.executable), *args]
+        else:
+            command = [sys.executable, "-m", "tessera.sim.vboard_icarus", str(build.build_dir), *args]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=toolchain.tool_env())
+        assert process.stdout is not None
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = process.stdout.readline() if ready else ""
+            if line.startswith(LISTENING_PREFIX):
+                return cls(build, process, Endpoints.parse(line))
+            if not ready or process.poll() is not None or not line:
+                process.kill()
+                process.wait()
+                process.stdout.close()
+                raise BoardError(f"virtual board {build.executable} did not start (exit {process.returncode})")
+
+    def stats(self) -> dict[str, float]:
+        """Counters of the running board: cycles, seconds, cycles_per_s, rx_bytes, tx_bytes."""
+        return parse_stats(control(self.endpoints, "stats"))
+
+    def reset(self) -> None:
+        """Chip reset (as the board's reset button): rst held for a few cycles, queued link bytes dropped."""
+        control(self.endpoints, "reset")
+
+    def wait(self, timeout: float | None = None) -> dict[str, float]:
+        """Wait for the board to stop by itself (e.g. --max-cycles) and return its final stats."""
+        self.process.wait(timeout)
+        return self._collect()
+
+    def stop(self, timeout: float = 10.0) -> dict[str, float]:
+        """Stop the board (control `shutdown`, then SIGTERM, then SIGKILL) and return its final stats."""
+        if self.process.poll() is None:
+            try:
+                control(self.endpoints, "shutdown", timeout=timeout)
+                self.process.wait(timeout)
+            except (BoardError, subprocess.TimeoutExpired):
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+        return self._collect()
+
+    def _collect(self) -> dict[str, float]:
+        if self.final_stats is None:
+            assert self.process.stdout is not None
+            rest = self.process.stdout.read()
+            self.process.stdout.close()
+            stopped = [line for line in rest.splitlines() if line.startswith(STOPPED_PREFIX)]
+            self.final_stats = parse_stats(stopped[-1]) if stopped else {}
+        return self.final_stats
+
+    def __enter__(self) -> VirtualBoard:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The registry of boards started from the command line
+
+
+def _registry_path(key: str) -> Path:
+    return RUNNING_ROOT / f"{key}.json"
+
+
+def register(board: VirtualBoard) -> Path:
+    path = _registry_path(board.build.key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(board.endpoints.to_json()))
+    return path
+
+
+def find_running(key: str) -> Endpoints | None:
+    """The endpoints of a registered board for this design key if its process is still alive, else None."""
+    path = _registry_path(key)
+    try:
+        fields = json.loads(path.read_text())
+        endpoints = Endpoints(**fields)
+        os.kill(endpoints.pid, 0)
+    except (OSError, ValueError, TypeError):
+        return None
+    return endpoints
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"chip parameter {text!r} must look like NAME=VALUE")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
+def argument_parser(prog: str = "tessera sim") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Build the chip and serve it as a virtual board.")
+    parser.add_argument("--chip", default=DEFAULT_CHIP, help="chip top factory, module:attr or file.py:attr")
+    parser.add_argument("--param", action="append", type=parse_param, default=[], metavar="NAME=VALUE")
+    parser.add_argument("--tiles", type=int, help="shorthand for --param tiles=N")
+    parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="TCP port of the host link (0: any free port)")
+    parser.add_argument("--control-port", type=int, default=0)
+    parser.add_argument("--no-pty", action="store_true", help="serve TCP only")
+    parser.add_argument("--poll-us", type=int, help="Verilator: microseconds between socket checks (default 100)")
+    parser.add_argument("--poll-cycles", type=int, help="Icarus: cycles between checks of the byte files (default 128)")
+    parser.add_argument("--max-cycles", type=int, help="stop after this many cycles")
+    parser.add_argument("--trace", type=Path, metavar="FILE.fst", help="write waveforms (builds a traced variant)")
+    parser.add_argument("--trace-start", type=int, metavar="CYCLE")
+    parser.add_argument("--trace-end", type=int, metavar="CYCLE")
+    parser.add_argument("--build-only", action="store_true", help="build (or find in the cache) and exit")
+    return parser
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else f"{value:.3f}"
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "tessera sim") -> int:
+    options = argument_parser(prog).parse_args(argv)
+    params = dict(options.param)
+    if options.tiles is not None:
+        params["tiles"] = options.tiles
+    try:
+        spec = ChipSpec(options.chip, params)
+        build = build_board(spec, simulator=options.simulator, trace=options.trace is not None)
+        print(f"TESSERA-VBOARD build dir={build.build_dir} rebuilt={int(build.rebuilt)} seconds={build.seconds:.2f}")
+        if options.build_only:
+            return 0
+        board = VirtualBoard.start(
+            build, host=options.host, port=options.port, control_port=options.control_port, pty=not options.no_pty,
+            poll_us=options.poll_us, poll_cycles=options.poll_cycles, max_cycles=options.max_cycles, trace=options.trace,
+            trace_start=options.trace_start, trace_end=options.trace_end, die_with_parent=True,
+        )  # fmt: skip
+    except BoardError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    registry = register(board)  # before the listening line: whoever reads that line can find the board
+    endpoints = board.endpoints
+    print(
+        f"{LISTENING_PREFIX}tcp={endpoints.host}:{endpoints.port} control={endpoints.host}:{endpoints.control_port}"
+        f" pty={endpoints.pty or '-'} pid={endpoints.pid}",
+        flush=True,
+    )
+    # SIGINT and SIGTERM are passed on to the board (Ctrl-C in a terminal reaches it directly as well; a second
+    # signal changes nothing); then wait for its report.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda received, _frame: board.process.send_signal(received))
+    try:
+        stats = board.wait()
+    finally:
+        registry.unlink(missing_ok=True)
+    print(STOPPED_PREFIX + " ".join(f"{key}={_number(value)}" for key, value in stats.items()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m tessera.sim.virtual_board"))
