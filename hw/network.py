@@ -1,0 +1,74 @@
+"""The whole on-chip network: one message unit per tile and one for the host, joined in a slotted ring."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
+
+from tessera.hw.message_unit import MessagePortSignature, MessageUnit, permission_signature
+from tessera.hw.noc_layouts import HOST_NODE, SLOT_FLITS, Flit, ring_length
+
+
+def node_address(index: int, num_tiles: int) -> int:
+    """Address of ring node `index`: tiles 0..num_tiles-1 first, then the host."""
+    return HOST_NODE if index == num_tiles else index
+
+
+def phase_at_reset(position: int) -> int:
+    """Slot phase of the flit that the stop at ring `position` sees first.
+
+    Register j (the output of stop j) starts as flit (-j) mod SLOT_FLITS of some slot: the flit ahead of a flit is
+    one register further along the ring. Stop k reads register k-1. This tiles the ring with whole slots because
+    the ring length is a multiple of SLOT_FLITS.
+    """
+    return (1 - position) % SLOT_FLITS
+
+
+class RingNetwork(wiring.Component):
+    """`num_tiles` tile nodes and the host node in one ring, padded with plain registers to whole slots.
+
+    `cores[i]` is node i's message port (node num_tiles is the host), `permissions[i]` its permission write port.
+    The chip top builds the same ring out of Tiles; this component is the network on its own, for tests and
+    benchmarks, and the reference for how the chip must wire it.
+    """
+
+    def __init__(self, *, num_tiles: int, depth: int = 8, retry_delay: int = 32) -> None:
+        self._num_tiles = num_tiles
+        nodes = num_tiles + 1
+        super().__init__(
+            {
+                "cores": In(MessagePortSignature).array(nodes),
+                "permissions": In(permission_signature(num_tiles)).array(nodes),
+            }
+        )
+        #: The nodes in ring order (public so that tests can watch them).
+        self.units = [
+            MessageUnit(
+                address=node_address(index, num_tiles),
+                num_tiles=num_tiles,
+                phase_at_reset=phase_at_reset(index),
+                depth=depth,
+                retry_delay=retry_delay,
+            )
+            for index in range(nodes)
+        ]
+
+    @property
+    def num_nodes(self) -> int:
+        return self._num_tiles + 1
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        for index, unit in enumerate(self.units):
+            m.submodules[f"node{index}"] = unit
+            wiring.connect(m, wiring.flipped(self.cores[index]), unit.core)
+            wiring.connect(m, wiring.flipped(self.permissions[index]), unit.permissions)
+        outputs = [unit.ring_out for unit in self.units]
+        for pad in range(ring_length(self.num_nodes) - self.num_nodes):
+            register = Signal(Flit, name=f"pad{pad}")
+            m.d.sync += register.eq(outputs[-1])
+            outputs.append(register)
+        for index, unit in enumerate(self.units):
+            m.d.comb += unit.ring_in.eq(outputs[index - 1])
+        return m
