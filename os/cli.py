@@ -21,6 +21,13 @@ from tessera.os.errors import TesseraError
 COMMANDS = (
     "tessera.os.cmd_build",
     "tessera.os.cmd_inspect",
+    "tessera.os.cmd_run",
+    "tessera.os.cmd_send",
+    "tessera.os.cmd_call",
+    "tessera.os.cmd_ps",
+    "tessera.os.cmd_logs",
+    "tessera.os.cmd_stop",
+    "tessera.os.cmd_restart",
 )
 
 

@@ -1,0 +1,105 @@
+"""What the chip-facing subcommands share: the `--target` option, opening the chip with one-line errors, name
+resolution, word parsing and the `ps` table. Each command first asks a running `tessera run` session for its
+target (tessera.os.session); without one it drives the chip itself over the link, the same on a board and on the
+virtual board."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from tessera.os.chip import Chip, describe_status
+from tessera.os.errors import TesseraError
+from tessera.os.image import RuntimeImage, read_image
+from tessera.os.link import TARGET_SYNTAX, LinkError, open_link
+
+DEFAULT_TARGET = "sim"
+
+
+def add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default=DEFAULT_TARGET, help=f"the chip: {TARGET_SYNTAX} (default: sim)")
+
+
+def add_image(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", type=Path, help="the running image (for service names when no `tessera run` "
+                                                   "session serves the target)")
+
+
+def add_message(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="service name (or tile number)")
+    parser.add_argument("words", nargs="+", help="1..4 message words (decimal, 0x hex, negative allowed)")
+    parser.add_argument("--tag", type=lambda text: parse_word(text, "tag", 0xFFFF), default=0,
+                        help="message tag 0..65535 (default 0)")
+
+
+@contextmanager
+def chip_on(target: str) -> Iterator[Chip]:
+    """The chip at `target`, its link closed afterwards; link problems become one-line TesseraErrors."""
+    try:
+        link = open_link(target)
+    except LinkError as error:
+        raise TesseraError(str(error)) from None
+    try:
+        yield Chip(link)
+    except LinkError as error:
+        raise TesseraError(str(error)) from None
+    finally:
+        link.close()
+
+
+def parse_word(text: str, what: str = "word", limit: int = 0xFFFF_FFFF) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise TesseraError(f"{what} {text!r} is not a number (decimal or 0x hex)") from None
+    if limit == 0xFFFF_FFFF and -(1 << 31) <= value < 0:
+        value &= 0xFFFF_FFFF
+    if not 0 <= value <= limit:
+        raise TesseraError(f"{what} {text} does not fit (0..{limit})")
+    return value
+
+
+def parse_words(texts: Sequence[str]) -> list[int]:
+    if not 1 <= len(texts) <= 4:
+        raise TesseraError(f"a message carries 1..4 words, not {len(texts)}")
+    return [parse_word(text) for text in texts]
+
+
+def load_image(path: Path | None) -> RuntimeImage | None:
+    return read_image(path) if path is not None else None
+
+
+def resolve(name: str, image: RuntimeImage | None, chip: Chip) -> int:
+    """A service name (from the image) or a tile number -> the tile."""
+    if image is not None:
+        for tile in image.tiles:
+            if tile.service == name:
+                return tile.tile
+    if name.isdigit() and int(name) < chip.info.tile_count:
+        return int(name)
+    if image is None:
+        raise TesseraError(f"unknown service {name!r}: no `tessera run` session serves this target; give --image "
+                           f"or a tile number 0..{chip.info.tile_count - 1}")
+    raise TesseraError(f"no service {name!r} in the image (services: {', '.join(t.service for t in image.tiles)})")
+
+
+def format_ps(rows: Sequence[dict[str, object]]) -> str:
+    width = max([len(str(row["service"])) for row in rows] + [7])
+    lines = [f"{'tile':>4}  {'service':<{width}}  {'state':<28}  {'restarts':>8}  {'msgs in':>7}  {'msgs out':>8}"]
+    for row in rows:
+        lines.append(f"{row['tile']:>4}  {row['service']!s:<{width}}  {row['state']!s:<28}  {row['restarts']!s:>8}  "
+                     f"{row['in']:>7}  {row['out']:>8}")
+    return "\n".join(lines)
+
+
+def direct_ps(chip: Chip, image: RuntimeImage | None) -> list[dict[str, object]]:
+    """ps without a session: the chip's status of every tile; restarts are only known to a session."""
+    services = {tile.tile: tile.service for tile in image.tiles} if image else {}
+    rows: list[dict[str, object]] = []
+    for number in range(chip.info.tile_count):
+        status = chip.status(number)
+        rows.append({"tile": number, "service": services.get(number, "-"), "state": describe_status(status),
+                     "restarts": "-", "in": status.messages_in, "out": status.messages_out})
+    return rows

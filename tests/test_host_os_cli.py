@@ -1,0 +1,113 @@
+"""The chip-facing commands' output: through a running session (`tessera run` serving the target) and straight
+over a TCP link to the fake chip when no session runs; user mistakes are one line with exit status 1."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tessera.os.chip import Chip
+from tessera.os.cli import main
+from tessera.os.image import read_image
+from tessera.os.runner import Runner
+from tessera.os.session import SessionServer
+
+
+def _load_fake():
+    name = "host_os_fakechip"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fake = _load_fake()
+TARGET = "tcp:127.0.0.1:9"  # never opened: the session answers for it
+
+
+@pytest.fixture
+def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TESSERA_SESSION_DIR", str(tmp_path / "sessions"))
+    image_path = fake.write_system(tmp_path)
+    runner = Runner(Chip(fake.FakeChipLink(fake.FakeChip()).open(), reply_timeout=0.2), read_image(image_path),
+                    image_path=image_path, out=io.StringIO(), progress=io.StringIO())
+    runner.boot()
+    server = SessionServer(runner, TARGET)
+    thread = threading.Thread(target=runner.serve, kwargs={"idle": server.idle}, daemon=True)
+    thread.start()
+    yield runner, image_path
+    runner.stopped_report = "test over"
+    thread.join()
+    server.close()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_call_send_ps_stop_restart_through_the_session(session, capsys) -> None:
+    runner, image_path = session
+    assert run_cli(capsys, "call", "b", "41", "--tag", "1", "--target", TARGET) == (0, "42\n", "")
+    assert run_cli(capsys, "call", "c", "0xff", "--tag", "1", "--target", TARGET)[1] == "256\n"
+    assert run_cli(capsys, "send", "a", "7", "--tag", "2", "--target", TARGET) == (0, "sent to a: 7\n", "")
+    assert run_cli(capsys, "stop", "c", "--target", TARGET) == (0, "stopped c\n", "")
+    status, out, _ = run_cli(capsys, "ps", "--target", TARGET)
+    lines = out.splitlines()
+    assert status == 0 and lines[0].split() == ["tile", "service", "state", "restarts", "msgs", "in", "msgs", "out"]
+    rows = {line.split()[1]: line.split() for line in lines[1:]}
+    assert rows["b"] == ["2", "b", "sleeping", "0", "1", "1"]
+    assert rows["c"][:4] == ["3", "c", "stopped", "0"]
+    assert run_cli(capsys, "restart", "c", "--target", TARGET) == (0, "restarted c\n", "")
+    assert run_cli(capsys, "call", "c", "1", "--tag", "1", "--target", TARGET)[1] == "2\n"
+    rows = {line.split()[1]: line.split() for line in run_cli(capsys, "ps", "--target", TARGET)[1].splitlines()[1:]}
+    assert rows["c"][2:4] == ["sleeping", "1"]
+    assert "a (tile 1): log: 7" in runner.out.getvalue()
+    status, out, err = run_cli(capsys, "logs", str(image_path), "-n", "3")
+    assert status == 0 and len(out.splitlines()) == 3
+
+
+def test_user_mistakes_are_one_line(session, capsys) -> None:
+    assert run_cli(capsys, "call", "nobody", "1", "--target", TARGET) == (
+        1, "", "tessera: error: no service 'nobody' in " + str(session[1]) + " (services: solo, a, b, c)\n")
+    status, _, err = run_cli(capsys, "call", "b", "1", "--tag", "99", "--timeout", "0.3", "--target", TARGET)
+    assert status == 1 and err == "tessera: error: no reply from b within the timeout\n"  # b crashed instead
+    assert run_cli(capsys, "send", "a", "1", "2", "3", "4", "5", "--target", TARGET)[2] == (
+        "tessera: error: a message carries 1..4 words, not 5\n")
+    assert run_cli(capsys, "send", "a", "x1", "--target", TARGET)[2] == (
+        "tessera: error: word 'x1' is not a number (decimal or 0x hex)\n")
+
+
+def test_commands_without_a_session_drive_the_chip_over_the_link(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("TESSERA_SESSION_DIR", str(tmp_path / "sessions"))
+    image_path = fake.write_system(tmp_path)
+    chip = fake.FakeChip()
+    Runner(Chip(fake.FakeChipLink(chip).open()), read_image(image_path), out=io.StringIO(),
+           progress=io.StringIO()).boot()  # as an earlier `tessera run` left it
+    board = fake.FakeBoardServer(chip)
+    try:
+        target, image = board.target, str(image_path)
+        assert run_cli(capsys, "call", "a", "1", "--tag", "1", "--target", target, "--image", image)[1] == "2\n"
+        assert run_cli(capsys, "call", "3", "5", "--tag", "1", "--target", target)[1] == "6\n"  # a tile number
+        status, out, _ = run_cli(capsys, "ps", "--target", target, "--image", image)
+        rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+        assert status == 0 and rows["1"][:3] == ["1", "a", "sleeping"] and rows["1"][3] == "-"
+        assert run_cli(capsys, "stop", "b", "--target", target, "--image", image)[1] == "stopped b\n"
+        assert "halted" in run_cli(capsys, "ps", "--target", target)[1].splitlines()[3]
+        assert run_cli(capsys, "restart", "b", "--target", target, "--image", image)[1] == "restarted b\n"
+        assert run_cli(capsys, "call", "b", "9", "--tag", "1", "--target", target, "--image", image)[1] == "10\n"
+        assert run_cli(capsys, "send", "b", "1", "--target", target)[2] == (
+            "tessera: error: unknown service 'b': no `tessera run` session serves this target; give --image or a "
+            "tile number 0..3\n")
+    finally:
+        board.close()
+    assert run_cli(capsys, "ps", "--target", board.target)[2].startswith(
+        f"tessera: error: no board at {board.target}: connection refused")
