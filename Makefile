@@ -47,3 +47,24 @@ bench-core: setup
 
 clean:
 	rm -rf build sim_build .pytest_cache
+
+# ---- iCE40 boards: bitstreams, flashing, fit benchmark (boards/, docs/boards.md) ----
+# make build BOARD=icebreaker|hx8k|icestick|upduino [TILES=n] [MHZ=f] [SEED=s]
+BOARD ?= icebreaker
+BOARD_ARGS := --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(MHZ),--mhz $(MHZ)) $(if $(SEED),--seed $(SEED))
+
+.PHONY: build flash bench-fit
+
+build: setup
+	$(PY) -m tessera.boards.build $(BOARD_ARGS)
+
+# iceprog comes from Debian's fpga-icestorm; installed here when neither it nor openFPGALoader is present.
+flash: setup
+	@command -v $${ICEPROG:-iceprog} >/dev/null 2>&1 || command -v openFPGALoader >/dev/null 2>&1 || { \
+		echo "installing Debian package: fpga-icestorm (iceprog)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fpga-icestorm >/dev/null; }
+	@$(PY) -m tessera.boards.flash --board $(BOARD)
+
+bench-fit: setup
+	$(PY) -m tessera.boards.bench_fit

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from tessera.hw.noc_layouts import ENTRY_HALVES, FLIT_BITS, MAX_WORDS, SLOT_FLITS, EjectFlit, RouteHeader
+from tessera.hw.noc_layouts import (
+    ENTRY_HALVES,
+    FLIT_BITS,
+    MAX_WORDS,
+    SLOT_FLITS,
+    EjectFlit,
+    ReceivedHeader,
+    RouteHeader,
+)
 from tessera.hw.router import StagingReadSignature
 
 
@@ -16,8 +24,8 @@ class ReadOp(enum.Enum, shape=1):
     GET = 1  # read the open message's next payload word
 
 
-#: Write staging word `index`: 0 = header word (route header | tag << 16), 1..MAX_WORDS = payload words.
-PutRequest = data.StructLayout({"index": range(MAX_WORDS + 1), "word": 32})
+#: Write staging halfword `index`, laid out as the slot carries it: 0 = route header, 1 = tag, 2.. = payload halves.
+PutRequest = data.StructLayout({"index": range(SLOT_FLITS), "data": FLIT_BITS})
 
 
 class Mailbox(wiring.Component):
@@ -27,10 +35,12 @@ class Mailbox(wiring.Component):
     a message of any length takes one entry. Contract:
     - `room` = an entry is free. The router ejects a slot only after seeing `room`, then writes flit k of the slot to
       halfword k of the tail entry, one per cycle; after the last flit the entry is complete and counts in `count`.
-    - `read` (valid held until ready; `read_word` is valid in the ready cycle): OPEN (caller ensures `count > 0`)
-      frees the open entry, opens the next, returns its header word and sets `unread` to its length. GET (caller
-      ensures `unread > 0`) returns the next payload word. A read takes at least 3 cycles (two halfword reads).
-    - `put` (valid held until ready) writes a staging word in two cycles; ejection has priority on the write port.
+    - `read` (valid held until ready): OPEN (caller ensures `count > 0`) frees the open entry, opens the next, and
+      sets `unread` to its length; `read_word` is then its ReceivedHeader word. GET (caller ensures `unread > 0`)
+      gives the next payload word. `read_word` is valid in the ready cycle and is 0 from the cycle after `read.valid`
+      was low (so the message unit can OR its other results into it). A read takes at least 4 cycles.
+    - `put` (one staging halfword; ready = the write port is free this cycle): ejection has priority on the write
+      port.
     - `staging` (the router, while it injects) has priority on the read port; data arrives the cycle after `en`.
     The open entry stays occupied until the next OPEN, so a fully read message holds its entry until then.
     """
@@ -60,10 +70,17 @@ class Mailbox(wiring.Component):
         m = Module()
         depth = self._depth
         entry_bits = (depth - 1).bit_length()
+        halves_bits = (ENTRY_HALVES - 1).bit_length()
         # Entry `depth` (just past the queue) is the staging entry.
-        m.submodules.memory = memory = Memory(shape=FLIT_BITS, depth=(depth + 1) * ENTRY_HALVES, init=[])
+        # A read never hits the halfword being written in the same cycle (staging is written only while nothing is
+        # in flight, so never while the router reads it; an entry is read only once complete, so never while it is
+        # filled). `no_rw_check` tells Yosys so; otherwise it adds ~40 LUTs of read-during-write bypass.
+        m.submodules.memory = memory = Memory(
+            shape=FLIT_BITS, depth=(depth + 1) * ENTRY_HALVES, init=[], attrs={"no_rw_check": 1}
+        )
         write = memory.write_port()
         read = memory.read_port(domain="sync")
+        staging_entry = Const(depth, entry_bits + 1)
 
         # Entry pointers with a wrap bit: occupied = tail - head (the open entry included).
         head = Signal(entry_bits + 1)  # the open entry, or the next one to open
@@ -77,28 +94,24 @@ class Mailbox(wiring.Component):
         ]
 
         # Write port: ejection first, then staging.
-        put_high = Signal()  # the put word's low half is written
         with m.If(self.eject.valid):
             m.d.comb += [
-                write.addr.eq(Cat(self.eject.payload.index, tail[:entry_bits])),
+                write.addr.eq(Cat(self.eject.payload.index[:halves_bits], tail[:entry_bits])),
                 write.data.eq(self.eject.payload.data),
                 write.en.eq(1),
             ]
             with m.If(self.eject.payload.index == SLOT_FLITS - 1):
                 m.d.sync += tail.eq(tail + 1)
-        with m.Elif(self.put.valid):
-            put = self.put.payload
+        with m.Else():
             m.d.comb += [
-                write.addr.eq(depth * ENTRY_HALVES + Cat(put_high, put.index)),
-                write.data.eq(Mux(put_high, put.word[16:], put.word[:16])),
-                write.en.eq(1),
-                self.put.ready.eq(put_high),
+                write.addr.eq(Cat(self.put.payload.index[:halves_bits], staging_entry)),
+                write.data.eq(self.put.payload.data),
+                write.en.eq(self.put.valid),
+                self.put.ready.eq(1),
             ]
-            m.d.sync += put_high.eq(~put_high)
-        with m.If(~self.put.valid):
-            m.d.sync += put_high.eq(0)
 
-        # Read port: the router's staging reads first, then the two halves of a word of the open entry.
+        # Read port: the router's staging reads first, then the two halves of a word of the open entry. The halves
+        # are collected in registers (cleared while no read is requested), so the word costs no output multiplexer.
         opening = self.read.payload == ReadOp.OPEN
         entry = Signal(entry_bits + 1)
         m.d.comb += entry.eq(Mux(opening & is_open, head + 1, head))
@@ -106,23 +119,36 @@ class Mailbox(wiring.Component):
         high = Signal()
         m.d.comb += read.addr.eq(Cat(high, Mux(opening, 0, next_word), entry[:entry_bits]))
         with m.If(self.staging.en):
-            m.d.comb += read.addr.eq(depth * ENTRY_HALVES + self.staging.index)
-        low_half = Signal(FLIT_BITS)
-        m.d.comb += [self.staging.data.eq(read.data), self.read_word.eq(Cat(low_half, read.data))]
+            m.d.comb += read.addr.eq(Cat(self.staging.index[:halves_bits], staging_entry))
+        m.d.comb += self.staging.data.eq(read.data)
 
+        low_half = Signal(FLIT_BITS)
+        high_half = Signal(FLIT_BITS)
+        m.d.comb += self.read_word.eq(Cat(low_half, high_half))
+        stored = RouteHeader(read.data)
+        header = Signal(ReceivedHeader)
+        m.d.comb += [header.src.eq(stored.src), header.len.eq(stored.len_m1 + 1)]
+
+        # Written as "enable, then clear or load" so that they map to flip-flops with enable and reset, no LUT.
+        load_low = Signal()
+        load_high = Signal()
+        with m.If(load_low | ~self.read.valid):
+            m.d.sync += low_half.eq(Mux(self.read.valid, Mux(opening, header.as_value()[:FLIT_BITS], read.data), 0))
+        with m.If(load_high | ~self.read.valid):
+            m.d.sync += high_half.eq(Mux(self.read.valid, read.data, 0))
         with m.FSM(name="read_fsm"):
             with m.State("IDLE"):
                 with m.If(self.read.valid & ~self.staging.en):
                     m.next = "LOW_ARRIVES"
             with m.State("LOW_ARRIVES"):
-                m.d.sync += low_half.eq(read.data)
                 m.d.comb += high.eq(1)
                 with m.If(~self.read.valid):
                     m.next = "IDLE"
-                with m.Elif(~self.staging.en):
-                    m.next = "HIGH_ARRIVES"
                 with m.Else():
+                    m.d.comb += load_low.eq(1)
                     m.next = "HIGH_WAITS"
+                    with m.If(~self.staging.en):
+                        m.next = "HIGH_ARRIVES"
             with m.State("HIGH_WAITS"):
                 m.d.comb += high.eq(1)
                 with m.If(~self.read.valid):
@@ -130,6 +156,12 @@ class Mailbox(wiring.Component):
                 with m.Elif(~self.staging.en):
                     m.next = "HIGH_ARRIVES"
             with m.State("HIGH_ARRIVES"):
+                with m.If(~self.read.valid):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += load_high.eq(1)
+                    m.next = "DONE"
+            with m.State("DONE"):
                 with m.If(self.read.valid):
                     m.d.comb += self.read.ready.eq(1)
                     with m.If(opening):
@@ -137,7 +169,7 @@ class Mailbox(wiring.Component):
                             head.eq(entry),
                             is_open.eq(1),
                             next_word.eq(1),
-                            self.unread.eq(RouteHeader(low_half).len_m1 + 1),
+                            self.unread.eq(ReceivedHeader(self.read_word).len),
                         ]
                     with m.Else():
                         m.d.sync += [next_word.eq(next_word + 1), self.unread.eq(self.unread - 1)]

@@ -15,10 +15,10 @@ from tessera.hw.noc_layouts import (
     NODE_BITS,
     TIMEOUT_BITS,
     Flit,
-    MessageHeader,
+    MessageFunct3,
     MessageOp,
     MessageStatus,
-    ReceivedHeader,
+    RouteHeader,
 )
 from tessera.hw.router import Router
 
@@ -83,6 +83,9 @@ class MessageUnit(wiring.Component):
                 "permissions": In(permission_signature(num_tiles)),
                 "ring_in": In(Flit),
                 "ring_out": Out(Flit),
+                # Pulse: forget the staged (not yet sent) words. The tile node uses it when the tile restarts or
+                # reports a fault, so a half-built message never leaks into the next one.
+                "discard": In(1),
             }
         )
         #: The ring stop and the mailbox (public so that tests can watch their ports).
@@ -129,13 +132,16 @@ class MessageUnit(wiring.Component):
         m.d.sync += cooldown.eq(core.ready)
         active = core.valid & ~cooldown
 
-        def finish(result=None):
+        def finish():
             m.d.comb += core.ready.eq(1)
-            if result is not None:
-                m.d.comb += core.result.eq(result)
 
         def fault(cause: Cause):
             m.d.comb += [core.ready.eq(1), core.fault.eq(1), core.cause.eq(cause)]
+
+        # The result is the mailbox's word (0 unless a read is under way) OR'ed with the small results of SEND
+        # (1 = sent), COUNT and STATUS, which are 0 for every other instruction: no wide result multiplexer.
+        status = Signal(MessageStatus)
+        m.d.comb += [status.send_busy.eq(in_flight), status.staged.eq(staged), status.unread.eq(mailbox.unread)]
 
         dest = core.rs1[:NODE_BITS]
         upper_rs1_zero = core.rs1[TIMEOUT_BITS:] == 0
@@ -151,17 +157,40 @@ class MessageUnit(wiring.Component):
             )
         )
 
-        timing = Signal()  # RECVT has loaded its timer
-        timer = Signal(TIMEOUT_BITS)
+        # RECVT's timer: loaded with rs1, counted down; its top bit (the borrow) says that the time is up.
+        timing = Signal()
+        timer = Signal(TIMEOUT_BITS + 1)
         with m.If(~active | core.ready):
             m.d.sync += timing.eq(0)
-        with m.Elif(timing & (timer != 0)):
+        with m.Else():
             m.d.sync += timer.eq(timer - 1)
 
-        stored = MessageHeader(mailbox.read_word)
-        received = ReceivedHeader(core.result)
-        status = MessageStatus(core.result[: MessageStatus.size])
-        header_out = MessageHeader(mailbox.put.payload.word)
+        # PUT and SEND write two staging halfwords each, low one first: PUT the halves of rs1 as payload word
+        # `staged`, SEND the route header and the tag (rs2). Because SEND only gets here with rs1[NODE_BITS:] = 0,
+        # the route header is rs1's low half with the source address and length OR'ed in.
+        high = Signal()
+        sending = core.funct3 == MessageFunct3.SEND
+        route = Signal(RouteHeader)
+        m.d.comb += [route.src.eq(self._address), route.len_m1.eq(staged - 1)]
+        m.d.comb += [
+            mailbox.put.payload.index.eq(Cat(high, Mux(sending, 0, staged + 1))),
+            mailbox.put.payload.data.eq(
+                Mux(high, Mux(sending, core.rs2[:16], core.rs1[16:]), core.rs1[:16] | Mux(sending, route, 0))
+            ),
+        ]
+        with m.If(~mailbox.put.valid):
+            m.d.sync += high.eq(0)
+        with m.Elif(mailbox.put.ready):
+            m.d.sync += high.eq(~high)
+        word_written = mailbox.put.ready & high
+        small_result = Signal(MessageStatus.size)
+        with m.Switch(core.funct3):
+            with m.Case(MessageFunct3.SEND):
+                m.d.comb += small_result.eq(word_written)
+            with m.Case(MessageFunct3.QUERY):
+                with m.If(core.funct7[1:] == 0):
+                    m.d.comb += small_result.eq(Mux(core.funct7[0], status.as_value(), mailbox.count))
+        m.d.comb += core.result.eq(mailbox.read_word | small_result)
 
         with m.If(active):
             with m.Switch(Cat(core.funct7, core.funct3)):
@@ -169,13 +198,9 @@ class MessageUnit(wiring.Component):
                     with m.If(staged == MAX_WORDS):
                         fault(Cause.MESSAGE_FAULT)
                     with m.Elif(~in_flight):
-                        m.d.comb += [
-                            mailbox.put.valid.eq(1),
-                            mailbox.put.payload.index.eq(staged + 1),
-                            mailbox.put.payload.word.eq(core.rs1),
-                        ]
-                        with m.If(mailbox.put.ready):
-                            finish(0)
+                        m.d.comb += mailbox.put.valid.eq(1)
+                        with m.If(word_written):
+                            finish()
                             m.d.sync += staged.eq(staged + 1)
                 with m.Case(MessageOp.SEND, MessageOp.TRYSEND):
                     with m.If(~dest_allowed):
@@ -183,56 +208,38 @@ class MessageUnit(wiring.Component):
                     with m.Elif((staged == 0) | (core.rs2[16:] != 0)):
                         fault(Cause.MESSAGE_FAULT)
                     with m.Elif(~in_flight):
-                        # Stage the header word, then launch.
-                        m.d.comb += [
-                            mailbox.put.valid.eq(1),
-                            mailbox.put.payload.index.eq(0),
-                            header_out.route.dest.eq(dest),
-                            header_out.route.src.eq(self._address),
-                            header_out.route.len_m1.eq(staged - 1),
-                            header_out.tag.eq(core.rs2[:16]),
-                        ]
-                        with m.If(mailbox.put.ready):
-                            finish(1)
+                        m.d.comb += mailbox.put.valid.eq(1)
+                        with m.If(word_written):
+                            finish()
                             m.d.sync += [staged.eq(0), in_flight.eq(1), pending.eq(1)]
-                    with m.Elif(core.funct7 == MessageOp.TRYSEND.funct7):
-                        finish(0)
+                    with m.Elif(core.funct7[0]):
+                        finish()
                 with m.Case(MessageOp.RECV, MessageOp.TRYRECV, MessageOp.RECVT):
-                    timed = core.funct7 == MessageOp.RECVT.funct7
+                    timed = core.funct7[1]
                     with m.If(timed & ~upper_rs1_zero):
                         fault(Cause.MESSAGE_FAULT)
                     with m.Elif(mailbox.count != 0):
                         m.d.comb += [mailbox.read.valid.eq(1), mailbox.read.payload.eq(ReadOp.OPEN)]
                         with m.If(mailbox.read.ready):
                             finish()
-                            m.d.comb += [
-                                received.src.eq(stored.route.src),
-                                received.len.eq(stored.route.len_m1 + 1),
-                                received.tag.eq(stored.tag),
-                            ]
-                    with m.Elif(core.funct7 == MessageOp.TRYRECV.funct7):
-                        finish(0)
+                    with m.Elif(core.funct7[0]):
+                        finish()
                     with m.Elif(timed):
                         with m.If(~timing):
-                            m.d.sync += [timing.eq(1), timer.eq(core.rs1)]
-                        with m.Elif(timer == 0):
-                            finish(0)
+                            m.d.sync += [timing.eq(1), timer.eq(core.rs1[:TIMEOUT_BITS])]
+                        with m.Elif(timer[TIMEOUT_BITS]):
+                            finish()
                 with m.Case(MessageOp.GET):
                     with m.If(mailbox.unread == 0):
                         fault(Cause.MESSAGE_FAULT)
                     with m.Else():
                         m.d.comb += [mailbox.read.valid.eq(1), mailbox.read.payload.eq(ReadOp.GET)]
                         with m.If(mailbox.read.ready):
-                            finish(mailbox.read_word)
-                with m.Case(MessageOp.COUNT):
-                    finish(mailbox.count)
-                with m.Case(MessageOp.STATUS):
+                            finish()
+                with m.Case(MessageOp.COUNT, MessageOp.STATUS):
                     finish()
-                    m.d.comb += [
-                        status.send_busy.eq(in_flight),
-                        status.staged.eq(staged),
-                        status.unread.eq(mailbox.unread),
-                    ]
                 with m.Default():
                     fault(Cause.ILLEGAL_INSN)
+        with m.If(self.discard):
+            m.d.sync += staged.eq(0)
         return m

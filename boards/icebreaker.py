@@ -1,0 +1,26 @@
+"""iCEBreaker (iCE40UP5K-SG48): 12 MHz on pin 35 (the PLL pad), UART through the FT2232H's second channel.
+
+amaranth-boards' ICEBreakerPlatform already declares the clock, both LEDs, the user button and the UART; the
+board needs nothing more. The PLL input is the pad itself (SB_PLL40_PAD), so the clock pin must not get a global
+buffer of its own: the board top requests it raw.
+"""
+
+from __future__ import annotations
+
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+from tessera.boards.board import Board, ClockSource
+
+BOARD = Board(
+    name="icebreaker",
+    platform=ICEBreakerPlatform,
+    device="up5k",
+    clock_source=ClockSource.PLL_PAD,
+    clock_resource="clk12",
+    reference_hz=12e6,
+    default_mhz=24.0,
+    default_tiles=8,
+    iceprog_args=(),
+    openfpgaloader_board="ice40_generic",
+    uart_wiring="USB: the FT2232H's second channel (e.g. /dev/ttyUSB1); FPGA rx = pin 6, tx = pin 9",
+)

@@ -1,0 +1,201 @@
+"""The Tessera chip: tile nodes and the host node on one slotted ring, the host bridge on the host node.
+
+docs/architecture.md has the picture. The ring is wired as `tessera.hw.network.RingNetwork` shows: tiles at ring
+positions 0..T-1, the host's message unit at position T, padded with plain registers to whole slots.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from tessera.hw.core import check_mem_bytes
+from tessera.hw.host_bridge import HostBridge
+from tessera.hw.host_link import HostLink
+from tessera.hw.message_unit import MessageUnit
+from tessera.hw.network import phase_at_reset
+from tessera.hw.noc_layouts import HOST_NODE, MAX_TILES, MAX_WORDS, Flit, ring_length
+from tessera.hw.tile_fanout import TileFanout
+from tessera.hw.tile_node import TileNode
+from tessera.os.protocol import MAX_WORDS_LIMIT, PROTOCOL_VERSION, ChipInfo, Feature, StatusWord
+
+Link = Literal["uart", "bytes"]
+LINKS: tuple[Link, ...] = ("uart", "bytes")
+
+FEATURES = (
+    Feature.MESSAGE_COUNTERS | Feature.WATCHDOG | Feature.SEND_PERMISSIONS | Feature.SUPERVISOR | Feature.MESSAGE_UNIT
+)
+
+
+class TesseraChip(wiring.Component):
+    """Parameters: `tiles` (1..126), `mem_bytes` (per tile, a power of two >= 1024), `mailbox_depth`, `link`
+    ("uart": pins `uart_rx`/`uart_tx`; "bytes": byte streams `rx`/`tx` for the virtual board), `clock_hz`, `baud`
+    (UART rate; the divisor is round(clock_hz / baud)), `max_words` (words per WRITE_MEM/READ_MEM frame),
+    `retry_delay` (network NACK back-off), `counter_bits` (per-tile message counters).
+
+    `info` is what IDENTIFY reports. The chip-wide 64-bit cycle counter starts at 0 on reset.
+    """
+
+    def __init__(
+        self,
+        *,
+        tiles: int = 8,
+        mem_bytes: int = 4096,
+        mailbox_depth: int = 8,
+        link: Link = "uart",
+        clock_hz: int = 12_000_000,
+        baud: int = 115_200,
+        max_words: int = 32,
+        retry_delay: int = 32,
+        counter_bits: int = 16,
+    ) -> None:
+        if not 1 <= tiles <= MAX_TILES - 1:
+            raise ValueError(f"tiles={tiles}: a chip has 1..{MAX_TILES - 1} tiles")
+        check_mem_bytes(mem_bytes)
+        if link not in LINKS:
+            raise ValueError(f"link={link!r}: expected one of {', '.join(LINKS)}")
+        if not 1 <= max_words <= MAX_WORDS_LIMIT:
+            raise ValueError(f"max_words={max_words}: expected 1..{MAX_WORDS_LIMIT}")
+        self._tiles = tiles
+        self._mem_bytes = mem_bytes
+        self._mailbox_depth = mailbox_depth
+        self._link = link
+        self._baud = baud
+        self._retry_delay = retry_delay
+        self._counter_bits = counter_bits
+        self._info = ChipInfo(
+            protocol_version=PROTOCOL_VERSION,
+            tile_count=tiles,
+            mem_log2=mem_bytes.bit_length() - 1,
+            max_words=max_words,
+            message_words=MAX_WORDS,
+            mesh_width=tiles + 1,
+            mesh_height=1,
+            mailbox_depth=mailbox_depth,
+            host_node=HOST_NODE,
+            features=FEATURES,
+            clock_hz=clock_hz,
+        )
+        if link == "uart":
+            self._host = HostLink(info=self._info, baud=baud)
+            members = {"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1)}
+        else:
+            self._host = HostBridge(info=self._info)
+            members = {"rx": In(stream.Signature(unsigned(8))), "tx": Out(stream.Signature(unsigned(8)))}
+        super().__init__(members)
+        #: The tile nodes in ring order (public so that tests can reach their tiles).
+        self.nodes = [
+            TileNode(
+                tile_id=index,
+                num_tiles=tiles,
+                mem_bytes=mem_bytes,
+                phase_at_reset=phase_at_reset(index),
+                mailbox_depth=mailbox_depth,
+                retry_delay=retry_delay,
+                counter_bits=counter_bits,
+            )
+            for index in range(tiles)
+        ]
+
+    @property
+    def info(self) -> ChipInfo:
+        return self._info
+
+    def summary(self) -> str:
+        """A few lines describing the configuration (printed by `python -m tessera.hw`)."""
+        info = self._info
+        link = (
+            f"UART 8N1 {self._baud} baud (divisor {self._host.divisor} at {info.clock_hz} Hz)"
+            if self._link == "uart"
+            else "byte streams rx/tx (virtual board)"
+        )
+        nodes = self._tiles + 1
+        return "\n".join(
+            [
+                f"Tessera chip: {self._tiles} tiles x {self._mem_bytes} B memory, mailbox depth {self._mailbox_depth}",
+                f"network: slotted ring of {nodes} nodes (host = node {HOST_NODE}), {ring_length(nodes)} registers, "
+                f"{MAX_WORDS} words per message, retry delay {self._retry_delay} cycles",
+                f"host link: {link}, protocol v{info.protocol_version}, up to {info.max_words} words per frame",
+                "features: " + ", ".join(flag.name or "" for flag in Feature if flag & info.features),
+            ]
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        count = self._tiles
+        addr_bits = self._info.mem_log2 - 2
+        m.submodules.host = host = self._host
+        if self._link == "uart":
+            m.d.comb += [host.rx.eq(self.uart_rx), self.uart_tx.eq(host.tx)]
+        else:
+            wiring.connect(m, wiring.flipped(self.rx), host.rx)
+            wiring.connect(m, host.tx, wiring.flipped(self.tx))
+            m.d.comb += host.rx_error.eq(0)
+
+        cycle = Signal(64)
+        m.d.sync += cycle.eq(cycle + 1)
+
+        # ---- the ring: tile nodes, the host's unit, padding registers ------------------------------------------
+        host_unit = MessageUnit(
+            address=HOST_NODE,
+            num_tiles=count,
+            phase_at_reset=phase_at_reset(count),
+            depth=self._mailbox_depth,
+            retry_delay=self._retry_delay,
+        )
+        m.submodules.host_node = host_unit
+        wiring.connect(m, host.net, host_unit.core)
+        m.d.comb += [host_unit.permissions.we.eq(1), host_unit.permissions.data.eq(-1)]
+        for index, node in enumerate(self.nodes):
+            m.submodules[f"node{index}"] = node
+            m.d.comb += node.cycle.eq(cycle)
+        outputs = [node.ring_out for node in self.nodes] + [host_unit.ring_out]
+        for pad in range(ring_length(count + 1) - (count + 1)):
+            register = Signal(Flit, name=f"ring_pad{pad}")
+            m.d.sync += register.eq(outputs[-1])
+            outputs.append(register)
+        for index, node in enumerate(self.nodes):
+            m.d.comb += node.ring_in.eq(outputs[index - 1])
+        m.d.comb += host_unit.ring_in.eq(outputs[count - 1])
+
+        # ---- the bridge's tile bus: the fan-out, plus the message counters in status words 5 and 6 -------------
+        m.submodules.fanout = fanout = TileFanout(tile_count=count, addr_bits=addr_bits)
+        m.d.comb += fanout.cycle.eq(cycle)
+        bus = host.tiles
+        for name in bus.signature.members:
+            if name in ("rdata", "busy"):
+                continue
+            m.d.comb += getattr(fanout.bus, name).eq(getattr(bus, name))
+        for index, node in enumerate(self.nodes):
+            wiring.connect(m, fanout.tiles[index], node.control)
+        # Registered at `re` like the fan-out's own read data: one-hot selects, AND-OR of the counters.
+        in_sel = Signal(count)
+        out_sel = Signal(count)
+        status_index = bus.addr[:3]
+        for index in range(count):
+            chosen = bus.re & bus.space & (bus.tile == index)
+            m.d.sync += [
+                in_sel[index].eq(chosen & (status_index == StatusWord.MESSAGES_IN)),
+                out_sel[index].eq(chosen & (status_index == StatusWord.MESSAGES_OUT)),
+            ]
+        counters = 0
+        for index, node in enumerate(self.nodes):
+            counters = counters | (in_sel[index].replicate(self._counter_bits) & node.messages_in)
+            counters = counters | (out_sel[index].replicate(self._counter_bits) & node.messages_out)
+        m.d.comb += [bus.rdata.eq(fanout.bus.rdata | counters), bus.busy.eq(fanout.bus.busy)]
+        return m
+
+
+def Chip(*, tile_count: int, mem_bytes: int, mailbox_depth: int, uart_divisor: int, clock_hz: int) -> TesseraChip:
+    """The UART chip as the board builds ask for it (`tessera.boards.build.make_chip`)."""
+    return TesseraChip(
+        tiles=tile_count,
+        mem_bytes=mem_bytes,
+        mailbox_depth=mailbox_depth,
+        link="uart",
+        clock_hz=clock_hz,
+        baud=round(clock_hz / uart_divisor),
+    )

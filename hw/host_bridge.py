@@ -1,0 +1,513 @@
+"""The host bridge: executes the host link's commands (docs/protocol.md) against the tiles and the network.
+
+Byte streams in and out (the UARTs are outside, see `tessera.hw.host_link.HostLink`), so tests can drive it a
+byte per cycle. `tessera.sim.bridge_model.BridgeModel` is its reference.
+"""
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from tessera.hw.crc16 import Crc16
+from tessera.hw.message_unit import MessagePortSignature
+from tessera.hw.noc_layouts import MAX_WORDS as MESSAGE_WORDS
+from tessera.hw.noc_layouts import NODE_BITS, MessageOp, MessageStatus, ReceivedHeader
+from tessera.hw.slip_decoder import SlipDecoder
+from tessera.hw.slip_encoder import SlipEncoder
+from tessera.hw.tile_bus import TileBusSignature
+from tessera.os.protocol import (
+    MAX_WORDS_LIMIT,
+    MIN_FRAME,
+    PROTOCOL_VERSION,
+    RX_BUFFER_BYTES,
+    STATUS_WORDS,
+    ChipInfo,
+    ConfigRegister,
+    Opcode,
+    Status,
+    max_body,
+)
+
+#: Frame buffer layout (one 512 x 8 block RAM): the command frame from 0 (at most max_body(MAX_WORDS_LIMIT) + 1
+#: = 254 bytes), the pending host-bound message (tag, then words) from MESSAGE_BASE, IDENTIFY's reply payload
+#: (initial contents, never written) at IDENTIFY_BASE.
+MESSAGE_BASE = RX_BUFFER_BYTES
+IDENTIFY_BASE = 2 * RX_BUFFER_BYTES - 16
+BUFFER_BYTES = 2 * RX_BUFFER_BYTES
+
+
+class HostBridge(wiring.Component):
+    """Parameter: `info` (what IDENTIFY reports; its tile_count, mem_log2, max_words and message_words also size
+    the bridge). SEND waits up to 2**(mem_log2 - 2) cycles for the host node's previous message to leave the
+    network before it answers NET_BUSY (the wait reuses the address counter).
+
+    Ports: `rx` (bytes from the UART) with `rx_error` (UART framing/overrun pulse), `tx` (bytes to the UART),
+    `tiles` (TileBusSignature, initiator), `net` (the host node's message port, driven as a core drives it).
+
+    Contract (the model's): one frame at a time, verified completely (CRC, length) before anything executes;
+    every non-empty frame gets one reply; while a frame executes, the UART is held off (bytes then lost are
+    reported as LINE_ERROR on the next frame). Messages for the host are taken from the network only while none
+    is pending, pushed once, and freed by ACK_MESSAGE with their push sequence number.
+    """
+
+    def __init__(self, *, info: ChipInfo) -> None:
+        if info.protocol_version != PROTOCOL_VERSION:
+            raise ValueError(f"info.protocol_version {info.protocol_version} is not this bridge's {PROTOCOL_VERSION}")
+        if not 1 <= info.max_words <= MAX_WORDS_LIMIT:
+            raise ValueError(f"max_words {info.max_words} out of range 1..{MAX_WORDS_LIMIT} (frame buffer)")
+        if info.message_words != MESSAGE_WORDS:
+            raise ValueError(f"message_words {info.message_words} differs from the network's {MESSAGE_WORDS}")
+        if not 1 <= info.tile_count <= 255:
+            raise ValueError(f"tile_count {info.tile_count} out of range 1..255")
+        if info.mem_log2 < 10:
+            raise ValueError(f"tile memory of 2**{info.mem_log2} bytes is below the 1 KiB minimum")
+        self._info = info
+        self._addr_bits = info.mem_log2 - 2
+        super().__init__(
+            {
+                "rx": In(stream.Signature(unsigned(8))),
+                "rx_error": In(1),
+                "tx": Out(stream.Signature(unsigned(8))),
+                "tiles": Out(TileBusSignature(info.tile_count, self._addr_bits)),
+                "net": Out(MessagePortSignature),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        info = self._info
+        tiles, net = self.tiles, self.net
+        limit = max_body(info.max_words)  # longest acceptable body; limit + 1 means "oversize"
+        identify_bytes = info.to_bytes()
+
+        m.submodules.decoder = decoder = SlipDecoder()
+        m.submodules.encoder = encoder = SlipEncoder()
+        m.submodules.crc = crc = Crc16()
+        buffer_init = [0] * BUFFER_BYTES
+        buffer_init[IDENTIFY_BASE : IDENTIFY_BASE + len(identify_bytes)] = identify_bytes
+        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=BUFFER_BYTES, init=buffer_init)
+        wp = buffer.write_port()
+        rp = buffer.read_port(domain="sync")
+        wiring.connect(m, wiring.flipped(self.rx), decoder.i)
+        wiring.connect(m, encoder.o, wiring.flipped(self.tx))
+        m.d.comb += [decoder.line_error.eq(self.rx_error), rp.en.eq(0)]
+
+        # ---- receive: fill the buffer with one frame and keep its header ----------------------------------------
+        rx_count = Signal(range(limit + 2))  # body bytes so far, saturating at limit + 1
+        frame_ready = Signal()
+        frame_error = Signal()
+        first = Signal(8)  # version << 5 | opcode
+        seq = Signal(8)
+        tile = Signal(8)
+        release = Signal()  # the frame is answered: receive the next one
+        message_write = Signal()  # the message path owns the write port this cycle
+
+        symbol = decoder.o.payload
+        take = decoder.o.valid & ~frame_ready & ~message_write
+        m.d.comb += decoder.o.ready.eq(take)
+        with m.If(take):
+            with m.If(symbol.end):
+                with m.If((rx_count != 0) | symbol.error):
+                    m.d.sync += [frame_ready.eq(1), frame_error.eq(symbol.error)]
+            with m.Elif(rx_count != limit + 1):
+                m.d.comb += [wp.addr.eq(rx_count), wp.data.eq(symbol.data), wp.en.eq(1)]
+                m.d.sync += rx_count.eq(rx_count + 1)
+                with m.Switch(rx_count):
+                    with m.Case(0):
+                        m.d.sync += first.eq(symbol.data)
+                    with m.Case(1):
+                        m.d.sync += seq.eq(symbol.data)
+                    with m.Case(2):
+                        m.d.sync += tile.eq(symbol.data)
+        with m.If(release):
+            m.d.sync += [frame_ready.eq(0), rx_count.eq(0), first.eq(0), seq.eq(0), tile.eq(0)]
+
+        # ---- registers of the command being executed --------------------------------------------------------------
+        version = first[5:]
+        opcode = first[:5]
+        # `word`: the command's first payload word (address / value / tag) after ARGS, then the word being written,
+        # read, staged or stored. Its inputs: a byte shifted in from the buffer at the top, tile read data, or the
+        # message port's result; bytes go out from the bottom.
+        word = Signal(32)
+        shifted = Cat(word[8:], rp.data)
+        count = Signal(8)  # payload byte 4 (READ_MEM's word count)
+        tag = Signal(16)  # SEND's tag
+        status = Signal(range(max(Status) + 1))
+        extra = Signal(max(5, status.shape().width))  # the one payload byte of DUPLICATE / NET_FAULT replies
+        executed = Signal()  # the command counts for duplicate detection
+        last_seq = Signal(8)
+        last_status = Signal.like(status)
+        last_valid = Signal()
+        addr = Signal(self._addr_bits)  # tile word address, status word index, or SEND's wait timer
+        words_left = Signal(range(max(info.max_words, STATUS_WORDS, 2 + 4 * MESSAGE_WORDS, len(identify_bytes)) + 1))
+        ptr = Signal(range(BUFFER_BYTES))  # buffer read / message write pointer
+        step = Signal(range(6))  # byte within a fetched, emitted or stored word
+
+        # ---- the pending host-bound message --------------------------------------------------------------------
+        pending = Signal()
+        pushed = Signal()
+        push_seq = Signal(8)
+        msg_src = Signal(NODE_BITS)
+        msg_bytes = Signal(range(2 + 4 * MESSAGE_WORDS + 1))  # tag + words, as stored in the buffer
+
+        # ---- transmit: one frame through the CRC and the SLIP encoder -------------------------------------------
+        out_byte = Signal(8)
+        out_valid = Signal()
+        out_end = Signal()
+        out_crc = Signal()  # a CRC byte: not itself fed to the CRC
+        sent = Signal()
+        m.d.comb += [
+            encoder.i.valid.eq(out_valid),
+            encoder.i.payload.data.eq(out_byte),
+            encoder.i.payload.end.eq(out_end),
+            sent.eq(out_valid & encoder.i.ready),
+            crc.data.eq(out_byte),
+            crc.en.eq(sent & ~out_end & ~out_crc),
+        ]
+        pushing = Signal()  # the frame being sent is a MESSAGE push, not a reply
+        source = Signal(range(4))  # what the reply payload is made of
+        SRC_NONE, SRC_EXTRA, SRC_BUS, SRC_BUFFER = range(4)
+
+        m.d.comb += [tiles.tile.eq(tile), tiles.addr.eq(addr), tiles.wdata.eq(word)]
+
+        # ---- command decoding, with lengths in terms of the whole body (n = payload + 5) -------------------------
+        is_op = {op: opcode == op for op in Opcode}
+        tile_command = Signal()
+        m.d.comb += tile_command.eq(
+            is_op[Opcode.WRITE_MEM] | is_op[Opcode.READ_MEM] | is_op[Opcode.RESET] | is_op[Opcode.HALT]
+            | is_op[Opcode.RUN] | is_op[Opcode.STATUS] | is_op[Opcode.SET_PERMISSIONS]
+            | is_op[Opcode.SET_SUPERVISOR] | is_op[Opcode.SET_WATCHDOG] | is_op[Opcode.SEND]
+        )
+        memory_command = is_op[Opcode.WRITE_MEM] | is_op[Opcode.READ_MEM]
+        n = rx_count
+        write_words = (n[2:] - 2)[: words_left.shape().width]  # n = 9 + 4k
+        send_words = (n[2:] - 1)[: words_left.shape().width]  # n = 7 + 4k
+        mem_count = Mux(is_op[Opcode.WRITE_MEM], write_words, count)
+        length_ok = Signal()
+        with m.Switch(opcode):
+            with m.Case(Opcode.WRITE_MEM):
+                m.d.comb += length_ok.eq((n >= MIN_FRAME + 8) & (n[:2] == 1))
+            with m.Case(Opcode.READ_MEM):
+                m.d.comb += length_ok.eq((n == MIN_FRAME + 5) & (count != 0) & (count <= info.max_words))
+            with m.Case(Opcode.SEND):
+                m.d.comb += length_ok.eq((n[:2] == 3) & (n >= MIN_FRAME + 6) & (n <= MIN_FRAME + 2 + 4 * MESSAGE_WORDS))
+            with m.Case(Opcode.ACK_MESSAGE):
+                m.d.comb += length_ok.eq(n == MIN_FRAME + 1)
+            with m.Case(Opcode.SET_PERMISSIONS, Opcode.SET_SUPERVISOR, Opcode.SET_WATCHDOG):
+                m.d.comb += length_ok.eq(n == MIN_FRAME + 4)
+            with m.Default():
+                m.d.comb += length_ok.eq(n == MIN_FRAME)
+        addr_ok = (
+            (word[:2] == 0)
+            & (word[info.mem_log2 :] == 0)
+            & ((word[2 : info.mem_log2] + mem_count) <= (1 << self._addr_bits))
+        )
+        known = opcode <= Opcode.ACK_MESSAGE
+
+        # rs1 is always `word` (PUT's data, SEND's destination), rs2 always `tag`: no operand multiplexers.
+        m.d.comb += [net.rs1.eq(word), net.rs2.eq(tag)]
+
+        def message_op(op: MessageOp):
+            m.d.comb += [net.valid.eq(1), net.funct3.eq(op.funct3), net.funct7.eq(op.funct7)]
+
+        def reply(code, then_source=SRC_NONE):
+            m.d.sync += [status.eq(code), source.eq(then_source)]
+            m.next = "TX_START"
+
+        # Datapath steps the states ask for (one adder each; a state's own loads below take priority).
+        ptr_inc, step_inc, words_dec, addr_inc, addr_dec = (Signal(name=n) for n in ("ptr_inc", "step_inc", "words_dec", "addr_inc", "addr_dec"))
+        word_shift, word_from_result, word_from_rdata, word_from_tile = Signal(), Signal(), Signal(), Signal()
+        with m.If(ptr_inc):
+            m.d.sync += ptr.eq(ptr + 1)
+        with m.If(step_inc):
+            m.d.sync += step.eq(step + 1)
+        with m.If(words_dec):
+            m.d.sync += words_left.eq(words_left - 1)
+        with m.If(addr_inc | addr_dec):
+            m.d.sync += addr.eq(addr + Mux(addr_dec, -1, 1))
+        with m.If(word_from_result):
+            m.d.sync += word.eq(net.result)
+        with m.Elif(word_from_rdata):
+            m.d.sync += word.eq(tiles.rdata)
+        with m.Elif(word_shift):
+            m.d.sync += word.eq(shifted)
+        with m.Elif(word_from_tile):
+            m.d.sync += word.eq(tile)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.sync += [ptr.eq(0), step.eq(0)]
+                with m.If(frame_ready):
+                    m.d.sync += [executed.eq(0), pushing.eq(0)]
+                    m.next = "LINK_CHECK"
+                with m.Elif(pending & ~pushed):
+                    m.d.sync += [
+                        pushing.eq(1),
+                        status.eq(Status.OK),
+                        source.eq(SRC_BUFFER),
+                        ptr.eq(MESSAGE_BASE),
+                        words_left.eq(msg_bytes),
+                    ]
+                    m.next = "TX_START"
+                with m.Elif(~pending):
+                    m.next = "POLL"
+
+            # -- checks, in the model's order --
+            with m.State("LINK_CHECK"):
+                m.d.comb += crc.clear.eq(1)
+                with m.If(frame_error):
+                    reply(Status.LINE_ERROR)
+                with m.Elif(rx_count == limit + 1):
+                    reply(Status.OVERSIZE)
+                with m.Elif(rx_count < MIN_FRAME):
+                    reply(Status.TRUNCATED)
+                with m.Else():
+                    m.next = "CRC_CHECK"
+            with m.State("CRC_CHECK"):
+                # Read the body back from the buffer: the CRC over all of it (the one CRC unit is free: nothing
+                # is sent while a frame is checked), and on the way payload bytes 0..3 (body bytes 3..6) into
+                # `word` and payload byte 4 into `count` (stale bytes past a short body are never used).
+                # rp.data holds body byte ptr - 1.
+                m.d.comb += [
+                    rp.addr.eq(ptr),
+                    rp.en.eq(1),
+                    crc.data.eq(rp.data),
+                    crc.en.eq(step[0] & (ptr <= rx_count)),
+                    ptr_inc.eq(1),
+                ]
+                m.d.sync += step.eq(1)
+                with m.If((ptr >= 4) & (ptr <= 7)):
+                    m.d.comb += word_shift.eq(1)
+                with m.If(ptr == 8):
+                    m.d.sync += count.eq(rp.data)
+                with m.If((ptr >= rx_count) & (ptr >= 8)):  # past the body and past payload byte 4
+                    m.next = "CRC_RESULT"
+            with m.State("CRC_RESULT"):
+                with m.If(crc.crc != 0):
+                    reply(Status.BAD_CRC)
+                with m.Else():
+                    m.next = "CMD_CHECK"
+            with m.State("CMD_CHECK"):
+                m.d.sync += [addr.eq(word[2:]), step.eq(0)]
+                with m.If((version != PROTOCOL_VERSION) & ~is_op[Opcode.IDENTIFY]):
+                    reply(Status.BAD_VERSION)
+                with m.Elif(~known):
+                    reply(Status.UNKNOWN_COMMAND)
+                with m.Elif(~is_op[Opcode.IDENTIFY] & last_valid & (seq == last_seq)):
+                    m.d.sync += extra.eq(last_status)
+                    reply(Status.DUPLICATE, SRC_EXTRA)
+                with m.Else():
+                    m.d.sync += executed.eq(1)
+                    with m.If(~length_ok):
+                        reply(Status.BAD_LENGTH)
+                    with m.Elif(tile_command & (tile >= info.tile_count)):
+                        reply(Status.TILE_RANGE)
+                    with m.Elif(memory_command & ~addr_ok):
+                        reply(Status.ADDR_RANGE)
+                    with m.Elif(memory_command & tiles.busy):
+                        reply(Status.TILE_BUSY)
+                    with m.Else():
+                        m.next = "EXECUTE"
+            with m.State("EXECUTE"):
+                m.d.sync += [step.eq(0), ptr.eq(3 + 4)]
+                with m.Switch(opcode):
+                    with m.Case(Opcode.IDENTIFY):
+                        m.d.sync += [ptr.eq(IDENTIFY_BASE), words_left.eq(len(identify_bytes))]
+                        reply(Status.OK, SRC_BUFFER)
+                    with m.Case(Opcode.WRITE_MEM):
+                        m.d.sync += words_left.eq(write_words)
+                        m.next = "FETCH"
+                    with m.Case(Opcode.READ_MEM):
+                        m.d.sync += [words_left.eq(count), tiles.space.eq(0)]
+                        reply(Status.OK, SRC_BUS)
+                    with m.Case(Opcode.STATUS):
+                        m.d.sync += [words_left.eq(STATUS_WORDS), tiles.space.eq(1), addr.eq(0)]
+                        reply(Status.OK, SRC_BUS)
+                    with m.Case(Opcode.RESET):
+                        m.d.comb += tiles.reset_pc.eq(1)
+                        reply(Status.OK)
+                    with m.Case(Opcode.HALT):
+                        m.d.comb += tiles.halt.eq(1)
+                        reply(Status.OK)
+                    with m.Case(Opcode.RUN):
+                        m.d.comb += tiles.run.eq(1)
+                        reply(Status.OK)
+                    for op, register in (
+                        (Opcode.SET_PERMISSIONS, ConfigRegister.PERMISSIONS),
+                        (Opcode.SET_SUPERVISOR, ConfigRegister.SUPERVISOR),
+                        (Opcode.SET_WATCHDOG, ConfigRegister.WATCHDOG),
+                    ):
+                        with m.Case(op):
+                            m.d.comb += [tiles.config_we.eq(1), tiles.config_index.eq(register)]
+                            reply(Status.OK)
+                    with m.Case(Opcode.SEND):
+                        m.d.sync += [words_left.eq(send_words), ptr.eq(3 + 2), addr.eq(-1), tag.eq(word[:16])]
+                        m.next = "NET_WAIT"
+                    with m.Case(Opcode.ACK_MESSAGE):
+                        with m.If(pending):
+                            with m.If(word[:8] == push_seq):
+                                m.d.sync += [pending.eq(0), push_seq.eq(push_seq + 1)]
+                            with m.Else():
+                                m.d.sync += pushed.eq(0)
+                        reply(Status.OK)
+
+            # -- WRITE_MEM and SEND: four buffer bytes into `word`, then use it --
+            with m.State("FETCH"):
+                m.d.comb += [rp.addr.eq(ptr), rp.en.eq(1), step_inc.eq(1), ptr_inc.eq(step != 4), word_shift.eq(step != 0)]
+                with m.If(step == 4):
+                    m.d.sync += step.eq(0)
+                    m.next = "USE_WORD"
+            with m.State("USE_WORD"):
+                with m.If(~is_op[Opcode.SEND]):
+                    m.d.comb += [tiles.we.eq(1), addr_inc.eq(1), words_dec.eq(1)]
+                    with m.If(words_left == 1):
+                        reply(Status.OK)
+                    with m.Else():
+                        m.next = "FETCH"
+                with m.Else():
+                    message_op(MessageOp.PUT)
+                    with m.If(net.ready & net.fault):
+                        m.d.sync += extra.eq(net.cause)
+                        reply(Status.NET_FAULT, SRC_EXTRA)
+                    with m.Elif(net.ready):
+                        m.d.comb += words_dec.eq(1)
+                        with m.If(words_left == 1):
+                            m.d.comb += word_from_tile.eq(1)
+                            m.next = "NET_SEND"
+                        with m.Else():
+                            m.next = "FETCH"
+            with m.State("NET_SEND"):
+                message_op(MessageOp.SEND)
+                with m.If(net.ready & net.fault):
+                    m.d.sync += extra.eq(net.cause)
+                    reply(Status.NET_FAULT, SRC_EXTRA)
+                with m.Elif(net.ready):
+                    reply(Status.OK)
+
+            # -- SEND: wait (addr counts down) until the host node's previous message has left --
+            with m.State("NET_WAIT"):
+                message_op(MessageOp.STATUS)
+                m.d.comb += addr_dec.eq(1)
+                with m.If(net.ready & ~MessageStatus(net.result[: MessageStatus.size]).send_busy):
+                    m.next = "FETCH"
+                with m.Elif(addr == 0):
+                    reply(Status.NET_BUSY)
+
+            # -- take one message for the host out of the network into the buffer --
+            with m.State("POLL"):
+                message_op(MessageOp.TRYRECV)
+                header = ReceivedHeader(net.result[: ReceivedHeader.size])
+                m.d.comb += word_from_result.eq(1)
+                with m.If(net.ready):
+                    with m.If(net.result == 0):
+                        m.next = "IDLE"
+                    with m.Else():
+                        # The whole header word is stored: its low half (src, len) falls on the two bytes below
+                        # MESSAGE_BASE, which no command frame reaches; its tag lands at MESSAGE_BASE.
+                        m.d.sync += [
+                            msg_src.eq(header.src),
+                            msg_bytes.eq(2 + 4 * header.len),
+                            words_left.eq(header.len),
+                            step.eq(0),
+                            ptr.eq(MESSAGE_BASE - 2),
+                        ]
+                        m.next = "STORE"
+            with m.State("STORE"):
+                m.d.comb += [message_write.eq(1), wp.addr.eq(ptr), wp.data.eq(word[:8]), wp.en.eq(1)]
+                m.d.comb += [ptr_inc.eq(1), word_shift.eq(1), step_inc.eq(1)]
+                with m.If(step == 3):
+                    m.d.sync += step.eq(0)
+                    with m.If(words_left == 0):
+                        m.d.sync += [pending.eq(1), pushed.eq(0)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "GET"
+            with m.State("GET"):
+                message_op(MessageOp.GET)
+                m.d.comb += word_from_result.eq(1)
+                with m.If(net.ready):
+                    m.d.comb += words_dec.eq(1)
+                    m.next = "STORE"
+
+            # -- transmit a frame: END, header, payload, CRC, END --
+            with m.State("TX_START"):
+                m.d.comb += [out_valid.eq(1), out_end.eq(1), crc.clear.eq(1)]
+                with m.If(executed & ~pushing):
+                    m.d.sync += [last_seq.eq(seq), last_status.eq(status), last_valid.eq(1)]
+                m.d.sync += step.eq(0)
+                with m.If(sent):
+                    m.next = "TX_HEADER"
+            with m.State("TX_HEADER"):
+                header_bytes = Array(
+                    [
+                        Mux(pushing, (PROTOCOL_VERSION << 5) | Opcode.MESSAGE, first),
+                        Mux(pushing, push_seq, seq),
+                        Mux(pushing, msg_src, tile),
+                        status,
+                    ]
+                )
+                m.d.comb += [out_valid.eq(1), out_byte.eq(header_bytes[step[:2]])]
+                with m.If(sent):
+                    m.d.comb += step_inc.eq(1)
+                    with m.If(step == 3):
+                        m.d.sync += step.eq(0)
+                        m.next = "TX_PAYLOAD"
+            with m.State("TX_PAYLOAD"):
+                with m.Switch(source):
+                    with m.Case(SRC_NONE):
+                        m.next = "TX_CRC"
+                    with m.Case(SRC_EXTRA):
+                        m.d.comb += [out_valid.eq(1), out_byte.eq(extra)]
+                        with m.If(sent):
+                            m.next = "TX_CRC"
+                    with m.Case(SRC_BUS):
+                        m.d.comb += tiles.re.eq(1)
+                        m.next = "BUS_CAPTURE"
+                    with m.Case(SRC_BUFFER):
+                        m.d.comb += [rp.addr.eq(ptr), rp.en.eq(1)]
+                        m.next = "BUFFER_EMIT"
+            with m.State("BUS_CAPTURE"):
+                m.d.comb += [word_from_rdata.eq(1), addr_inc.eq(1), words_dec.eq(1)]
+                m.d.sync += step.eq(0)
+                m.next = "BUS_EMIT"
+            with m.State("BUS_EMIT"):
+                m.d.comb += [out_valid.eq(1), out_byte.eq(word[:8])]
+                with m.If(sent):
+                    m.d.comb += [word_shift.eq(1), step_inc.eq(1)]
+                    with m.If(step == 3):
+                        with m.If(words_left == 0):
+                            m.next = "TX_CRC"
+                        with m.Else():
+                            m.next = "BUS_READ"
+            with m.State("BUS_READ"):
+                m.d.comb += tiles.re.eq(1)
+                m.next = "BUS_CAPTURE"
+            with m.State("BUFFER_EMIT"):
+                # rp.data holds the byte at ptr (the read port keeps its output while en = 0).
+                m.d.comb += [out_valid.eq(1), out_byte.eq(rp.data)]
+                with m.If(sent):
+                    m.d.comb += [ptr_inc.eq(1), words_dec.eq(1)]
+                    with m.If(words_left == 1):
+                        m.next = "TX_CRC"
+                    with m.Else():
+                        m.next = "BUFFER_READ"
+            with m.State("BUFFER_READ"):
+                m.d.comb += [rp.addr.eq(ptr), rp.en.eq(1)]
+                m.next = "BUFFER_EMIT"
+            with m.State("TX_CRC"):
+                m.d.comb += [out_valid.eq(1), out_crc.eq(1), out_byte.eq(crc.crc[8:])]
+                with m.If(sent):
+                    m.next = "TX_CRC_LOW"
+            with m.State("TX_CRC_LOW"):
+                m.d.comb += [out_valid.eq(1), out_crc.eq(1), out_byte.eq(crc.crc[:8])]
+                with m.If(sent):
+                    m.next = "TX_END"
+            with m.State("TX_END"):
+                m.d.comb += [out_valid.eq(1), out_end.eq(1)]
+                with m.If(sent):
+                    with m.If(pushing):
+                        m.d.sync += pushed.eq(1)
+                    with m.Else():
+                        m.d.comb += release.eq(1)
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,89 @@
+"""A tile: the RV32I core, its private memory, and the host's debug/load port into that memory.
+
+Later issues add the mailbox and the router; until then a tile with a message unit exposes the core's
+message port unchanged.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from tessera.firmware.isa import TileState
+from tessera.hw.core import MemoryBusSignature, MessageSignature, TileCore, check_mem_bytes
+
+__all__ = ["Tile"]
+
+
+class Tile(wiring.Component):
+    """Core + `mem_bytes` of memory (32-bit words, byte write enables, one block RAM read port).
+
+    `debug` is a word-addressed port with the same members as the core's bus (read data one cycle after `re`).
+    It reaches memory only while the core is neither RUNNING nor SLEEPING; while the core runs, its writes are
+    dropped and its read data is the core's. Control and status ports are the core's (see `TileCore`).
+    """
+
+    def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False):
+        addr_width = check_mem_bytes(mem_bytes)
+        self._mem_bytes = mem_bytes
+        self._core = TileCore(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit)
+        self._memory = memory.Memory(shape=32, depth=mem_bytes // 4, init=[])
+        members = {
+            "debug": In(MemoryBusSignature(addr_width)),
+            "run": In(1),
+            "halt": In(1),
+            "reset_pc": In(1),
+            "fault_in_valid": In(1),
+            "fault_in_cause": In(5),
+            "state": Out(2),
+            "cause": Out(5),
+            "pc": Out(32),
+            "retired": Out(1),
+            "cycle": In(64),
+        }
+        if has_message_unit:
+            members["message"] = Out(MessageSignature())
+        super().__init__(members)
+
+    @property
+    def core(self) -> TileCore:
+        return self._core
+
+    @property
+    def memory(self) -> memory.Memory:
+        """The tile memory (simulation harnesses may inspect `memory.data`)."""
+        return self._memory
+
+    @property
+    def mem_bytes(self) -> int:
+        return self._mem_bytes
+
+    def elaborate(self, platform):
+        m = Module()
+        core = self._core
+        m.submodules.core = core
+        m.submodules.memory = self._memory
+        read = self._memory.read_port(domain="sync")
+        write = self._memory.write_port(granularity=8)
+
+        for name in ("run", "halt", "reset_pc", "fault_in_valid", "fault_in_cause", "cycle"):
+            m.d.comb += getattr(core, name).eq(getattr(self, name))
+        for name in ("state", "cause", "pc", "retired"):
+            m.d.comb += getattr(self, name).eq(getattr(core, name))
+        if "message" in self.signature.members:
+            wiring.connect(m, core.message, wiring.flipped(self.message))
+
+        core_owns = (core.state == TileState.RUNNING) | (core.state == TileState.SLEEPING)
+        port = core.bus
+        debug = self.debug
+        m.d.comb += [
+            read.addr.eq(Mux(core_owns, port.addr, debug.addr)),
+            read.en.eq(Mux(core_owns, port.re, debug.re)),
+            write.addr.eq(Mux(core_owns, port.addr, debug.addr)),
+            write.data.eq(Mux(core_owns, port.wdata, debug.wdata)),
+            write.en.eq(Mux(core_owns, port.we.replicate(4) & port.wmask, debug.we.replicate(4) & debug.wmask)),
+            port.rdata.eq(read.data),
+            debug.rdata.eq(read.data),
+        ]
+        return m

@@ -1,0 +1,116 @@
+"""Decodes the host bridge's tile bus into one port per tile (the chip top wires these to the Tiles)."""
+
+from amaranth import Array, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from tessera.firmware.isa import TileState
+from tessera.hw.tile_bus import TileBusSignature
+from tessera.os.protocol import StatusWord
+
+
+def TilePortSignature(addr_bits: int) -> wiring.Signature:
+    """One tile's port, seen from the fanout: members named like `Tile`'s (debug, run, halt, reset_pc, state,
+    cause, pc), plus `config_we`/`config_index`/`config_data` for the tile's configuration registers."""
+    return wiring.Signature(
+        {
+            "debug": Out(
+                wiring.Signature(
+                    {
+                        "addr": Out(addr_bits),
+                        "re": Out(1),
+                        "we": Out(1),
+                        "wdata": Out(32),
+                        "wmask": Out(4),
+                        "rdata": In(32),
+                    }
+                )
+            ),
+            "run": Out(1),
+            "halt": Out(1),
+            "reset_pc": Out(1),
+            "state": In(2),
+            "cause": In(5),
+            "pc": In(32),
+            "config_we": Out(1),
+            "config_index": Out(2),
+            "config_data": Out(32),
+        }
+    )
+
+
+class TileFanout(wiring.Component):
+    """`bus` in (from HostBridge.tiles), `tiles[i]` out, `cycle` = the chip-wide cycle counter.
+
+    Status words: STATE_CAUSE, PC, CYCLE_LO/HI (the high half is captured when the low half is read, so a STATUS
+    reply holds one consistent 64-bit value), RETIRED/MESSAGES_IN/MESSAGES_OUT read 0 (no per-tile counters on
+    this chip: IDENTIFY's feature bits say so). All read data arrives the cycle after `re` as the bus requires;
+    pc and the low cycle half are sampled in that cycle, state/cause and the high half at `re`."""
+
+    def __init__(self, *, tile_count: int, addr_bits: int) -> None:
+        self._tile_count = tile_count
+        super().__init__(
+            {
+                "bus": In(TileBusSignature(tile_count, addr_bits)),
+                "tiles": Out(TilePortSignature(addr_bits)).array(tile_count),
+                "cycle": In(64),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        bus = self.bus
+        selected = Array(self.tiles)[bus.tile]
+        for index, port in enumerate(self.tiles):
+            chosen = bus.tile == index
+            m.d.comb += [
+                port.debug.addr.eq(bus.addr),
+                port.debug.re.eq(chosen & bus.re & ~bus.space),
+                port.debug.we.eq(chosen & bus.we),
+                port.debug.wdata.eq(bus.wdata),
+                port.debug.wmask.eq(0b1111),
+                port.run.eq(chosen & bus.run),
+                port.halt.eq(chosen & bus.halt),
+                port.reset_pc.eq(chosen & bus.reset_pc),
+                port.config_we.eq(chosen & bus.config_we),
+                port.config_index.eq(bus.config_index),
+                port.config_data.eq(bus.wdata),
+            ]
+        state = selected.state
+        m.d.comb += bus.busy.eq((state == TileState.RUNNING) | (state == TileState.SLEEPING))
+
+        # Read data as an AND-OR of one-hot selects registered at `re` (cheaper in LUT4s than a binary
+        # multiplexer tree: two inputs per LUT): a tile's memory word, a tile's pc, the cycle counter halves, or
+        # the selected tile's state/cause (registered: 7 bits).
+        index = bus.addr[:3]
+        memory_sel = Signal(self._tile_count)
+        pc_sel = Signal(self._tile_count)
+        cycle_lo_sel = Signal()
+        cycle_hi_sel = Signal()
+        cycle_high = Signal(32)
+        state_cause = Signal(13)
+        m.d.sync += [memory_sel.eq(0), pc_sel.eq(0), cycle_lo_sel.eq(0), cycle_hi_sel.eq(0), state_cause.eq(0)]
+        with m.If(bus.re):
+            for i in range(self._tile_count):
+                chosen = bus.tile == i
+                m.d.sync += [
+                    memory_sel[i].eq(chosen & ~bus.space),
+                    pc_sel[i].eq(chosen & bus.space & (index == StatusWord.PC)),
+                ]
+            with m.If(bus.space):
+                with m.Switch(index):
+                    with m.Case(StatusWord.STATE_CAUSE):
+                        m.d.sync += state_cause.eq(state | (selected.cause << 8))
+                    with m.Case(StatusWord.CYCLE_LO):
+                        m.d.sync += [cycle_lo_sel.eq(1), cycle_high.eq(self.cycle[32:])]
+                    with m.Case(StatusWord.CYCLE_HI):
+                        m.d.sync += cycle_hi_sel.eq(1)
+        terms = [state_cause, cycle_lo_sel.replicate(32) & self.cycle[:32], cycle_hi_sel.replicate(32) & cycle_high]
+        for i, port in enumerate(self.tiles):
+            terms.append(memory_sel[i].replicate(32) & port.debug.rdata)
+            terms.append(pc_sel[i].replicate(32) & port.pc)
+        value = terms[0]
+        for term in terms[1:]:
+            value = value | term
+        m.d.comb += bus.rdata.eq(value)
+        return m

@@ -1,0 +1,141 @@
+"""What the demos' host side shares: building a demo image, one booted demo system (`DemoSystem`), a full chip
+reset, and a small PNG writer.
+
+    image = build_demo("pingpong", Path("build/demo"))
+    system = DemoSystem(chip, image, events=log)       # boots it (load, verify, start under supervision)
+    counter, cycles, fastest, slowest = system.call("ping", [20])
+    system.close()                                     # halts every service tile
+
+Messages a demo does not wait for (logs, DOWN reports, snapshots, other output) go to the runner, which prints
+them on `events` and executes supervision decisions; so a demo that waits for a reply still sees crashes
+handled while it waits.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from tessera.os.build import build_image
+from tessera.os.chip import Chip, Incoming
+from tessera.os.errors import TesseraError
+from tessera.os.image import read_image, write_image
+from tessera.os.link import Link, SimLink
+from tessera.os.manifest import load_manifest
+from tessera.os.persist import SNAPSHOT_TAG
+from tessera.os.runner import Runner
+
+#: The demo systems: one folder each with app.toml and its services.
+DEMOS_ROOT = Path(__file__).resolve().with_name("demos")
+#: Wall-clock limit for one reply; generous because the fake chip and Icarus are slow.
+REPLY_TIMEOUT_S = 120.0
+
+
+class DemoError(TesseraError):
+    """A demo did not get the answer it waited for."""
+
+
+def build_demo(name: str, folder: Path) -> Path:
+    """Build `os/demos/<name>/app.toml` into `folder/<name>.tsi`; returns the image path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.tsi"
+    write_image(build_image(load_manifest(DEMOS_ROOT / name / "app.toml")), path)
+    return path
+
+
+def is_output(message: Incoming) -> bool:
+    """A service's own message to the host (not a log line, DOWN report or snapshot)."""
+    return not (message.is_log or message.is_down or message.tag == SNAPSHOT_TAG)
+
+
+class DemoSystem:
+    """A demo image booted on `chip` under a Runner whose event lines go to `events`."""
+
+    def __init__(self, chip: Chip, image_path: Path, *, events: TextIO) -> None:
+        self.runner = Runner(chip, read_image(image_path), image_path=image_path, out=events,
+                             progress=io.StringIO())
+        self.runner.boot()
+        self.chip = chip
+
+    def tile(self, service: str) -> int:
+        return self.runner.service(service).tile.tile
+
+    def send(self, service: str, words: Sequence[int], tag: int = 0) -> None:
+        self.chip.send(self.tile(service), tag, [word & 0xFFFF_FFFF for word in words])
+
+    def wait(self, predicate: Callable[[Incoming], bool], what: str,
+             timeout: float = REPLY_TIMEOUT_S) -> Incoming:
+        """The first message matching `predicate`; every other message is handled by the runner meanwhile."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            messages = self.chip.poll(0.05)
+            for index, message in enumerate(messages):
+                if predicate(message):
+                    self.chip.inbox.extendleft(reversed(messages[index + 1:]))  # for the next wait, in order
+                    return message
+                self.runner.handle(message)
+        raise DemoError(f"no {what} within {timeout:.0f} s")
+
+    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = REPLY_TIMEOUT_S) -> None:
+        """Handle messages until `condition()` holds."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() >= deadline:
+                raise DemoError(f"{what} did not happen within {timeout:.0f} s")
+            for message in self.chip.poll(0.05):
+                self.runner.handle(message)
+
+    def output_from(self, service: str, tag: int | None = None) -> Callable[[Incoming], bool]:
+        tile = self.tile(service)
+        return lambda m: m.source == tile and is_output(m) and (tag is None or m.tag == tag)
+
+    def call(self, service: str, words: Sequence[int], tag: int = 0,
+             timeout: float = REPLY_TIMEOUT_S) -> tuple[int, ...]:
+        """Send a request and return the words of the service's next own message."""
+        self.send(service, words, tag)
+        return self.wait(self.output_from(service), f"reply from {service}", timeout).words
+
+    def close(self) -> None:
+        self.runner.shutdown()
+
+
+def signed(word: int) -> int:
+    """A 32-bit word as the signed value a service computed."""
+    return word - (1 << 32) if word & 0x8000_0000 else word
+
+
+def reset_chip(link: Link) -> Chip:
+    """A full chip reset as the host can cause it: the virtual board's reset line when the target is the virtual
+    board, then on any target every tile halted, reset and its whole memory cleared. Returns a new client (a new
+    host session) on the same link."""
+    if isinstance(link, SimLink) and link.endpoints is not None:
+        from tessera.sim.virtual_board import control
+
+        control(link.endpoints, "reset")
+    chip = Chip(link)
+    zeros = bytes(chip.info.mem_bytes)
+    for tile in range(chip.info.tile_count):
+        chip.halt(tile)
+        chip.reset(tile)
+        chip.write_memory(tile, 0, zeros)
+    return chip
+
+
+def png_bytes(pixels: Sequence[Sequence[int]]) -> bytes:
+    """An 8-bit greyscale PNG of `pixels` (rows of 0..255), written with zlib and struct only."""
+    height = len(pixels)
+    width = len(pixels[0]) if height else 0
+    if not width or any(len(row) != width for row in pixels):
+        raise ValueError("a PNG needs at least one pixel and rows of equal length")
+    raw = b"".join(b"\x00" + bytes(row) for row in pixels)  # filter type 0 (None) on every scanline
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")

@@ -1,0 +1,80 @@
+"""Persistent key-value store: SLOTS integer keys with integer values, kept across restarts and chip resets.
+
+Requests (tag = operation): PUT (key, value) -> (1, value) stored or (0, 0) full; GET (key) -> (1, value) or
+(0, 0); DELETE (key) -> (1, 0) or (0, 0); COUNT -> (keys stored, 0).
+
+After every change the whole table goes to the host as a snapshot (docs/host-os.md, "Persistent services"):
+data messages (byte address, three words) and a commit (COMMIT, words). The host restores the words into the
+freshly loaded tile before it runs, so `init` must not touch `table`. TABLE_ADDRESS is where the compiler puts
+the first field (runtime_end + 16, docs/services.md "Runtime ABI"); tests/test_demos.py checks it.
+"""
+
+from tessera.os.service_api import Array, Message, Service, reply, send_to
+
+PUT = 1
+GET = 2
+DELETE = 3
+COUNT = 4
+SLOTS = 8
+HOST = 127
+SNAPSHOT = 0xFFFD
+COMMIT = -1
+TABLE_ADDRESS = 0x9C
+
+
+class KeyValue(Service):
+    table: Array[int, 3 * SLOTS]  # per slot: used, key, value
+
+    def find(self, key: int) -> int:
+        for slot in range(SLOTS):
+            if self.table[3 * slot] and self.table[3 * slot + 1] == key:
+                return slot
+        return -1
+
+    def free_slot(self) -> int:
+        for slot in range(SLOTS):
+            if not self.table[3 * slot]:
+                return slot
+        return -1
+
+    def snapshot(self) -> None:
+        for slot in range(SLOTS):
+            base = 3 * slot
+            send_to(HOST, TABLE_ADDRESS + 4 * base, self.table[base], self.table[base + 1], self.table[base + 2],
+                    tag=SNAPSHOT)
+        send_to(HOST, COMMIT, 3 * SLOTS, tag=SNAPSHOT)
+
+    def handle(self, msg: Message) -> None:
+        op = msg.tag
+        if op == COUNT:
+            stored = 0
+            for slot in range(SLOTS):
+                stored += self.table[3 * slot]
+            reply(stored, 0)
+            return
+        slot = self.find(msg[0])
+        if op == GET:
+            if slot < 0:
+                reply(0, 0)
+            else:
+                reply(1, self.table[3 * slot + 2])
+            return
+        if op == PUT:
+            if slot < 0:
+                slot = self.free_slot()
+            if slot < 0:
+                reply(0, 0)
+                return
+            self.table[3 * slot] = 1
+            self.table[3 * slot + 1] = msg[0]
+            self.table[3 * slot + 2] = msg[1]
+            self.snapshot()
+            reply(1, msg[1])
+            return
+        assert op == DELETE, "unknown operation"
+        if slot < 0:
+            reply(0, 0)
+            return
+        self.table[3 * slot] = 0
+        self.snapshot()
+        reply(1, 0)

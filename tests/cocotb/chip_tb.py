@@ -1,0 +1,214 @@
+"""cocotb tests of the whole chip (tests/test_chip.py builds it and runs these).
+
+`fault_containment` (link="bytes", 4 tiles): tiles 1..3 run an echo service under traffic from the host while
+tile 0 is made to stop with every cause in turn. For each cause: the DOWN message reaches the host with the right
+tile, cause, pc and detail (BREAKPOINT, the debugger's stop, sends none); tile 0 restarts with a reloaded image
+and serves the messages queued for it before the fault, but not the one it was handling; and in the end the echo
+tiles' replies, message counters, state and memory are exactly what they are in a run without any fault.
+
+`uart_link` (link="uart", 2 tiles): the same protocol bit by bit on the UART pins through cocotbext-uart:
+IDENTIFY, memory write/read, configuration, run, SEND, a pushed reply, and a DOWN message.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cocotb
+from cocotb.triggers import ClockCycles
+from chip_host import ByteLine, ChipHost, UartLine
+
+from tessera.firmware.asm import assemble
+from tessera.firmware.isa import Cause, Opcode, TileState, encode_r
+from tessera.hw.down_message import DOWN_TAG
+from tessera.hw.noc_layouts import HOST_NODE, MessageOp
+from tessera.hw.tile_node import FAULT_FUNCT3
+from tessera.os.protocol import (
+    ChipInfo,
+    Halt,
+    Identify,
+    ReadMem,
+    ReadStatus,
+    Reset,
+    Run,
+    Send,
+    SetPermissions,
+    SetSupervisor,
+    SetWatchdog,
+    TileStatus,
+    WriteMem,
+)
+
+T0, T1, T2, T3, T4, A0 = 5, 6, 7, 28, 29, 10
+ECHO_TAG = 7
+REQUEST_TAG = 1
+
+
+def msg(op: MessageOp, rd: int = 0, rs1: int = 0, rs2: int = 0) -> str:
+    return f".word {encode_r(Opcode.CUSTOM0, rd, op.funct3, rs1, rs2, op.funct7):#010x}"
+
+
+def msg_fault(rs1: int) -> str:
+    return f".word {encode_r(Opcode.CUSTOM0, 0, FAULT_FUNCT3, rs1, 0, 0):#010x}"
+
+
+#: Answers every message with (first word + 1 + tile number) to the host, tag ECHO_TAG.
+ECHO = f"""
+loop:
+    {msg(MessageOp.RECV, rd=T0)}
+    {msg(MessageOp.GET, rd=T1)}
+    csrr t4, mhartid
+    addi t1, t1, 1
+    add t1, t1, t4
+    {msg(MessageOp.PUT, rs1=T1)}
+    li t2, {HOST_NODE}
+    li t3, {ECHO_TAG}
+    {msg(MessageOp.SEND, rs1=T2, rs2=T3)}
+    j loop
+"""
+
+#: Per cause: the code after the victim's first receive, with `bad` on the instruction it stops at, and the pc
+#: the stop reports relative to `bad` (None: an absolute pc given by the second element of the tuple).
+FAULTS: dict[Cause, str] = {
+    Cause.INSN_MISALIGNED: "li t0, 2\nbad: jalr x0, 0(t0)",
+    Cause.FETCH_FAULT: "li t0, 0x400\nbad: jalr x0, 0(t0)",
+    Cause.ILLEGAL_INSN: "bad: .word 0",
+    Cause.BREAKPOINT: "bad: ebreak",
+    Cause.LOAD_MISALIGNED: "bad: lw t1, 1(x0)",
+    Cause.LOAD_FAULT: "bad: lw t1, 0x400(x0)",
+    Cause.STORE_MISALIGNED: "bad: sw t1, 2(x0)",
+    Cause.STORE_FAULT: "bad: sw t1, 0x400(x0)",
+    Cause.ECALL: "bad: ecall",
+    Cause.SEND_DENIED: f"li t1, 55\n{msg(MessageOp.PUT, rs1=T1)}\nli t2, 2\nbad: {msg(MessageOp.SEND, rs1=T2)}",
+    Cause.MESSAGE_FAULT: f"{msg(MessageOp.GET, rd=T1)}\nbad: {msg(MessageOp.GET, rd=T1)}",
+    Cause.WATCHDOG: "bad: j bad",
+    Cause.ASSERTION: f"li a0, 3\nbad: {msg_fault(A0)}",
+}
+
+
+def expected_pc(cause: Cause, bad: int) -> int:
+    if cause is Cause.FETCH_FAULT:
+        return 0x400  # the fetch of the bad target faults
+    if cause in (Cause.ECALL, Cause.BREAKPOINT):
+        return bad + 4  # resumable: pc is past the instruction
+    return bad
+
+
+async def load(host: ChipHost, tile: int, words: list[int]) -> None:
+    await host.ok(Halt(tile=tile))
+    await host.ok(Reset(tile=tile))
+    for start in range(0, len(words), 32):
+        await host.ok(WriteMem(tile=tile, address=4 * start, words=tuple(words[start : start + 32])))
+
+
+async def status(host: ChipHost, tile: int) -> TileStatus:
+    return TileStatus.from_words((await host.ok(ReadStatus(tile=tile))).words())
+
+
+async def configure(host: ChipHost, tile: int, tiles: int, watchdog: int) -> None:
+    await host.ok(SetPermissions(tile=tile, value=1 << tiles))  # the host only
+    await host.ok(SetSupervisor(tile=tile, value=HOST_NODE))
+    await host.ok(SetWatchdog(tile=tile, value=watchdog))
+
+
+def take(inbox: list, source: int, tag: int) -> list[tuple[int, ...]]:
+    """Remove and return the words of every inbox message from `source` with `tag`, in arrival order."""
+    found = [words for src, t, words in inbox if src == source and t == tag]
+    inbox[:] = [entry for entry in inbox if not (entry[0] == source and entry[1] == tag)]
+    return found
+
+
+@cocotb.test()
+async def fault_containment(dut) -> None:
+    tiles = int(os.environ["TESSERA_CHIP_TILES"])
+    host = ChipHost(dut, ByteLine(dut))
+    await host.start()
+    echo = assemble(ECHO).words()
+    workers = range(1, tiles)
+    sent: dict[int, list[int]] = {tile: [] for tile in workers}
+    for tile in workers:
+        await load(host, tile, echo)
+        await configure(host, tile, tiles, watchdog=600)  # waiting in a receive never trips it
+        await host.ok(Run(tile=tile))
+
+    echoed: dict[int, list[int]] = {tile: [] for tile in workers}
+    for round_index, (cause, body) in enumerate(FAULTS.items()):
+        program = assemble(f"{msg(MessageOp.RECV, rd=T0)}\n{body}\n")
+        await load(host, 0, program.words())
+        await configure(host, 0, tiles, watchdog=1000 if cause is Cause.WATCHDOG else 0)
+        await host.ok(Run(tile=0))
+        handled, queued = 1000 * round_index, [1000 * round_index + 1, 1000 * round_index + 2]
+        for value in [handled, *queued]:
+            await host.ok(Send(tile=0, tag=REQUEST_TAG, words=(value,)))
+        for tile in workers:
+            value = 10 * round_index + tile
+            sent[tile].append(value)
+            await host.ok(Send(tile=tile, tag=REQUEST_TAG, words=(value,)))
+
+        pc = expected_pc(cause, program.symbols["bad"])
+        if cause is Cause.BREAKPOINT:
+            await ClockCycles(dut.clk, 3000)
+            await status(host, 0)  # a command: takes in whatever the chip pushed meanwhile
+            assert not take(host.inbox, 0, DOWN_TAG), "a breakpoint sent a DOWN message"
+        else:
+            while not any(src == 0 and tag == DOWN_TAG for src, tag, _ in host.inbox):
+                await host.wait_messages(len(host.inbox) + 1)
+            downs = take(host.inbox, 0, DOWN_TAG)
+            assert downs == [(cause, pc, 3 if cause is Cause.ASSERTION else 0)], f"{cause.name}: DOWN {downs}"
+        stopped = await status(host, 0)
+        assert (stopped.state, stopped.cause, stopped.pc) == (TileState.TRAPPED, cause, pc), f"{cause.name}: {stopped}"
+
+        # Restart with a reloaded image: the queued messages are served, the handled one is not redelivered.
+        await host.ok(Reset(tile=0))
+        await host.ok(WriteMem(tile=0, address=0, words=tuple(echo)))
+        await host.ok(Run(tile=0))
+        while len([1 for src, tag, _ in host.inbox if src == 0 and tag == ECHO_TAG]) < len(queued):
+            await host.wait_messages(len(host.inbox) + 1)
+        await ClockCycles(dut.clk, 2000)
+        replies = take(host.inbox, 0, ECHO_TAG)
+        assert replies == [(value + 1,) for value in queued], f"{cause.name}: tile 0 after restart sent {replies}"
+        for tile in workers:
+            echoed[tile] += [words[0] for words in take(host.inbox, tile, ECHO_TAG)]
+        assert not host.inbox, f"unexpected messages {host.inbox}"
+        dut._log.info("%s: DOWN pc %#x, restart served %d queued messages", cause.name, pc, len(queued))
+
+    for tile in workers:
+        while len(echoed[tile]) < len(sent[tile]):
+            await host.wait_messages(1)
+            echoed[tile] += [words[0] for words in take(host.inbox, tile, ECHO_TAG)]
+        # Exactly the fault-free run: every request answered once, in order, by the echo's rule.
+        assert echoed[tile] == [value + 1 + tile for value in sent[tile]], f"tile {tile}: {echoed[tile]}"
+        state = await status(host, tile)
+        assert state.state in (TileState.RUNNING, TileState.SLEEPING), f"tile {tile}: {state}"
+        assert (state.messages_in, state.messages_out) == (len(sent[tile]), len(sent[tile])), f"tile {tile}: {state}"
+        await host.ok(Halt(tile=tile))
+        memory = (await host.ok(ReadMem(tile=tile, address=0, count=len(echo)))).words()
+        assert list(memory) == echo, f"tile {tile}: memory changed"
+
+
+@cocotb.test()
+async def uart_link(dut) -> None:
+    tiles = int(os.environ["TESSERA_CHIP_TILES"])
+    baud = int(os.environ["TESSERA_CHIP_BAUD"])
+    host = ChipHost(dut, UartLine(dut, baud))
+    await host.start()
+    info = ChipInfo.from_bytes((await host.ok(Identify())).payload)
+    assert info.tile_count == tiles and info.host_node == HOST_NODE, info
+    echo = assemble(ECHO).words()
+    await load(host, 1, echo)
+    assert list((await host.ok(ReadMem(tile=1, address=0, count=len(echo)))).words()) == echo
+    await configure(host, 1, tiles, watchdog=0)
+    await host.ok(Run(tile=1))
+    await host.ok(Send(tile=1, tag=REQUEST_TAG, words=(41, 5, 6)))
+    inbox = await host.wait_messages(1)
+    assert inbox == [(1, ECHO_TAG, (41 + 1 + 1,))], inbox
+    host.inbox.clear()
+
+    program = assemble(f"li a0, 4\nbad: {msg_fault(A0)}\n")
+    await load(host, 0, program.words())
+    await configure(host, 0, tiles, watchdog=0)
+    await host.ok(Run(tile=0))
+    inbox = await host.wait_messages(1)
+    assert inbox == [(0, DOWN_TAG, (Cause.ASSERTION, program.symbols["bad"], 4))], inbox
+    stopped = await status(host, 0)
+    assert (stopped.state, stopped.cause) == (TileState.TRAPPED, Cause.ASSERTION), stopped

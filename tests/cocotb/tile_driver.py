@@ -1,0 +1,155 @@
+"""Drives a Verilog `Tile` (hw/tile.py) from cocotb: clock and reset, debug-port loads and reads, run to a stop.
+
+Port names are Amaranth's flattened signature paths (`debug__addr`, `run`, `state`, ...). Every method is entered
+and left just after a falling clock edge: inputs are changed there and outputs sampled there, half a period away
+from the rising edge where the design samples and updates, so no read races a write. While the tile runs, Python
+sleeps on the `state` signal (and on a timeout) instead of waking every clock, unless retired instructions are
+being counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cocotb.clock import Clock
+from cocotb.handle import SimHandleBase
+from cocotb.triggers import ClockCycles, FallingEdge, First, Timer
+from cocotb.utils import get_sim_time
+
+from tessera.firmware.isa import TileState
+
+CLOCK_NS = 10
+_STOPPED = (TileState.HALTED, TileState.TRAPPED)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """How a run ended. `state` is RUNNING or SLEEPING when the cycle budget ran out first."""
+
+    state: TileState
+    cause: int
+    pc: int
+    cycles: int  # rising clock edges from the one that took the run pulse to the one that stopped the tile
+    retired: int | None  # retired pulses seen, when counted
+
+
+class TileDriver:
+    def __init__(self, dut: SimHandleBase) -> None:
+        self.dut = dut
+        self._falling = FallingEdge(dut.clk)
+        # Handle look-ups by attribute are slow enough to matter in per-clock loops.
+        self._addr = dut.debug__addr
+        self._re = dut.debug__re
+        self._we = dut.debug__we
+        self._wdata = dut.debug__wdata
+        self._wmask = dut.debug__wmask
+        self._rdata = dut.debug__rdata
+
+    async def start(self) -> None:
+        """Start the clock, hold reset for two cycles and leave every input idle."""
+        dut = self.dut
+        # The C++ clock: Python need not wake on clock edges nobody waits for (the default on Icarus is a Python
+        # coroutine toggling the clock).
+        Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
+        dut.rst.value = 1
+        for name in ("run", "halt", "reset_pc", "fault_in_valid", "fault_in_cause", "cycle"):
+            getattr(dut, name).value = 0
+        for name in ("addr", "re", "we", "wdata", "wmask"):
+            getattr(dut, f"debug__{name}").value = 0
+        await ClockCycles(dut.clk, 2)
+        dut.rst.value = 0
+        await self._falling
+
+    @property
+    def state(self) -> TileState:
+        return TileState(int(self.dut.state.value))
+
+    async def pulse(self, name: str) -> None:
+        """Hold control input `name` high across exactly one rising edge."""
+        signal = getattr(self.dut, name)
+        signal.value = 1
+        await self._falling
+        signal.value = 0
+
+    async def write_words(self, words: Sequence[int], first_word: int = 0) -> None:
+        """Write whole words through the debug port, one per clock, from word address `first_word`."""
+        addr, wdata, falling = self._addr, self._wdata, self._falling
+        self._we.value = 1
+        self._wmask.value = 0xF
+        for offset, word in enumerate(words):
+            addr.value = first_word + offset
+            wdata.value = word
+            await falling
+        self._we.value = 0
+
+    async def write_changed_words(self, words: Sequence[int], known: list[int | None]) -> None:
+        """Make memory hold `words` from address 0, writing only the words where `known` (the memory's contents as
+        last read back) differs, and update `known`. Runs of unchanged words cost nothing."""
+        addr, wdata, falling = self._addr, self._wdata, self._falling
+        self._wmask.value = 0xF
+        self._we.value = 1
+        for address, word in enumerate(words):
+            if known[address] == word:
+                continue
+            addr.value = address
+            wdata.value = word
+            known[address] = word
+            await falling
+        self._we.value = 0
+
+    async def read_words(self, first_word: int, count: int) -> list[int]:
+        """Read `count` words through the debug port, pipelined: one address per clock, data one clock later."""
+        addr, rdata, falling = self._addr, self._rdata, self._falling
+        words: list[int] = []
+        self._re.value = 1
+        addr.value = first_word
+        end = first_word + count
+        for address in range(first_word + 1, end + 1):
+            await falling
+            if address < end:
+                addr.value = address
+            words.append(int(rdata.value))
+        self._re.value = 0
+        return words
+
+    async def run_until_stopped(self, max_cycles: int, count_retired: bool = False) -> Stop:
+        """Pulse `run` and wait until the tile is HALTED or TRAPPED, or until `max_cycles` have passed."""
+        dut = self.dut
+        dut.run.value = 1
+        started_ns = get_sim_time("ns") + CLOCK_NS / 2  # the rising edge that takes the pulse
+        await self._falling
+        dut.run.value = 0
+        if self.state in _STOPPED:
+            raise AssertionError(f"the run pulse did not start the tile (state {self.state.name})")
+        retired: int | None = None
+        if count_retired:
+            retired = 0
+            for _ in range(max_cycles):
+                retired += int(dut.retired.value)
+                if self.state in _STOPPED:
+                    break
+                await self._falling
+        else:
+            deadline_ns = started_ns + max_cycles * CLOCK_NS
+            while self.state not in _STOPPED:
+                remaining_ns = deadline_ns - get_sim_time("ns")
+                if remaining_ns <= 0:
+                    break
+                timeout = Timer(remaining_ns, unit="ns", round_mode="round")
+                if await First(dut.state.value_change, timeout) is timeout:
+                    break
+            # The state changes at a rising edge: return to the falling-edge rhythm.
+            await self._falling
+        cycles = round((get_sim_time("ns") - CLOCK_NS / 2 - started_ns) / CLOCK_NS)
+        return Stop(self.state, int(dut.cause.value), int(dut.pc.value), cycles, retired)
+
+    async def stop_and_rewind(self) -> None:
+        """Whatever the tile is doing, stop it and put it back at pc 0 in HALTED (registers and memory kept)."""
+        if self.state not in _STOPPED:
+            await self.pulse("halt")
+            await self._falling
+        await self.pulse("reset_pc")
+        await self._falling
+        if self.state != TileState.HALTED or int(self.dut.pc.value) != 0:
+            raise AssertionError(f"reset_pc left state {self.state.name}, pc {int(self.dut.pc.value):#x}")

@@ -1,0 +1,146 @@
+"""The demos of os/demos/ on the fake chip (golden tile models behind a Link): each gets the answers it must, checked
+against values computed here; and the tour on the virtual board once the chip top exists."""
+
+from __future__ import annotations
+
+import importlib.util
+import struct
+import sys
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tessera.os import demo_runs
+from tessera.os.chip import Chip
+from tessera.os.demo_host import DEMOS_ROOT, png_bytes
+from tessera.os.service_build import build_service
+
+
+def _load_fake():
+    name = "host_os_fakechip"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fake = _load_fake()
+
+
+def new_chip(fakes: list | None = None) -> Chip:
+    """A client on a fresh fake chip with the demos' parameters (the chip top's defaults)."""
+    chip = fake.FakeChip(tiles=8, mem_bytes=4096, mailbox_depth=8)
+    if fakes is not None:
+        fakes.append(chip)
+    return Chip(fake.FakeChipLink(chip).open(), reply_timeout=0.2)
+
+
+def test_pingpong_counter_and_round_trip(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = demo_runs.run_pingpong(new_chip(), tmp_path, lines.append, rounds=12)
+    assert result.counter == 24  # pong adds one, ping adds one, per round
+    assert 0 < result.fastest <= result.slowest
+    assert result.slowest * 12 <= result.total_cycles
+    assert "bounced a counter 12 times: it reached 24" in lines[0]
+
+
+def test_pipeline_top_k_matches_a_counter(tmp_path: Path) -> None:
+    text = "the cat saw the dog; THE dog ran. A cat, a dog and the bird: the end\n" * 3 + "zebra " * 2
+    result = demo_runs.run_pipeline(new_chip(), tmp_path, lambda _: None, text=text)
+    words = demo_runs.words_of(text)
+    counts = Counter(words)
+    assert (result.words, result.distinct) == (len(words), len(counts))
+    assert [count for _, count in result.top] == sorted(counts.values(), reverse=True)[:5]
+    assert all(counts[word] == count for word, count in result.top)
+
+
+def test_pipeline_default_text_runs_twice_on_one_boot_state(tmp_path: Path) -> None:
+    """The count table is emptied at END, so the demo's numbers do not depend on an earlier text."""
+    result = demo_runs.run_pipeline(new_chip(), tmp_path, lambda _: None)
+    counts = Counter(demo_runs.words_of(demo_runs.PIPELINE_TEXT))
+    assert result.top[0] == counts.most_common(1)[0]
+    assert result.distinct == len(counts)
+
+
+def _decode_png(data: bytes) -> list[list[int]]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    position, chunks = 8, {}
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position:position + 4])
+        kind = data[position + 4:position + 8]
+        body = data[position + 8:position + 8 + length]
+        assert struct.unpack(">I", data[position + 8 + length:position + 12 + length])[0] == zlib.crc32(kind + body)
+        chunks[kind] = body
+        position += 12 + length
+    width, height, depth, colour, _, _, _ = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
+    assert (depth, colour) == (8, 0)
+    raw = zlib.decompress(chunks[b"IDAT"])
+    rows = [raw[row * (width + 1):(row + 1) * (width + 1)] for row in range(height)]
+    assert all(row[0] == 0 for row in rows)
+    return [list(row[1:]) for row in rows]
+
+
+def test_png_writer_round_trips() -> None:
+    pixels = [[0, 128, 255], [7, 8, 9]]
+    assert _decode_png(png_bytes(pixels)) == pixels
+    with pytest.raises(ValueError):
+        png_bytes([[1, 2], [3]])
+
+
+def test_mandelbrot_png_matches_cpython_and_workers_speed_it_up(tmp_path: Path) -> None:
+    width, height, limit = 8, 4, 5
+    result = demo_runs.run_mandelbrot(new_chip(), tmp_path, lambda _: None, width=width, height=height,
+                                      limit=limit, workers=4)
+    reference = demo_runs.mandelbrot_reference(width, height, limit)
+    assert result.counts == reference
+    assert len({count for row in reference for count in row}) > 2  # a picture, not a flat field
+    scale = demo_runs.PNG_SCALE
+    expected = [[255 - 255 * count // limit for count in row for _ in range(scale)] for row in reference
+                for _ in range(scale)]
+    assert _decode_png(result.png.read_bytes()) == expected
+    assert result.speedup > 1.5
+
+
+def test_kv_table_address_is_where_the_compiler_puts_the_field() -> None:
+    source = (DEMOS_ROOT / "kvstore" / "kv.py").read_text()
+    image = build_service(source, "kv.py", mem_bytes=4096)
+    constant = next(int(line.split("=")[1], 0) for line in source.splitlines() if line.startswith("TABLE_ADDRESS"))
+    assert image.field_address("table") == constant
+
+
+def test_crash_loses_nothing_and_matches_a_fault_free_run(tmp_path: Path) -> None:
+    fakes: list = []
+    lines: list[str] = []
+    crashed = demo_runs.run_crash(new_chip(fakes), tmp_path / "crash", lines.append, jobs=(50, 0, 8, 0, 4000),
+                                  gap=300)
+    clean = demo_runs.run_crash(new_chip(), tmp_path / "clean", lambda _: None, jobs=(50, 8, 4000), gap=300)
+    assert crashed.restarts == 2 and clean.restarts == 0
+    assert crashed.answers[1] is None and crashed.answers[3] is None
+    assert [answer[0] for answer in crashed.answers if answer] == [answer[0] for answer in clean.answers]
+    assert [answer[0] for answer in clean.answers] == [1_000_000 // 50, 1_000_000 // 8, 1_000_000 // 4000]
+    for run in (crashed, clean):  # every numbered message arrived, in order, whatever happened to fragile
+        assert run.steady == (run.pacer_sent, run.pacer_sent, 0)
+    assert all(after >= before for before, after in crashed.steady_across_restarts)
+    assert sum("down: tile" in line for line in crashed.events) == 2
+    assert sum("restarted: tile" in line for line in crashed.events) == 2
+    assert sum(line.startswith("  event") for line in lines) == 4
+    # after boot, the supervisor touched only fragile's tile: steady and pacer never received a command
+    chip = fakes[0]
+    fragile = crashed_tile = next(int(line.split("tile ")[1].split()[0]) for line in crashed.events if "down:" in line)
+    boot_end = max(index for index, (op, _) in enumerate(chip.control_log) if op == "run" and index < 12)
+    assert {tile for _, tile in chip.control_log[boot_end + 1:]} <= {fragile, crashed_tile}
+
+
+def test_kvstore_survives_restart_and_chip_reset(tmp_path: Path) -> None:
+    fakes: list = []
+    lines: list[str] = []
+    result = demo_runs.run_kvstore(new_chip(fakes), tmp_path, lines.append, reset=lambda: new_chip(fakes))
+    expected = {key: None if key == demo_runs.KV_DELETED else value for key, value in demo_runs.KV_WRITES}
+    assert result.after_writes == result.after_restart == result.after_reset == expected
+    assert len(fakes) == 2  # the reset made a new chip: its memory never held the store
+    assert sum("state restored (24 words)" in line for line in result.events) == 2
+    assert (tmp_path / "kvstore.kv.state.json").exists()
