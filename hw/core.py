@@ -201,7 +201,6 @@ class TileCore(wiring.Component):
         rf = rf_rd.data
 
         # -- instruction fields -------------------------------------------------------------------------
-        opcode = ir[2:7]
         f3 = ir[12:15]
         f7 = ir[25:32]
         rs1 = ir[15:20]
@@ -220,7 +219,7 @@ class TileCore(wiring.Component):
         is_jal = op_is(ir, Opcode.JAL)
         is_jalr = op_is(ir, Opcode.JALR)
         is_system = op_is(ir, Opcode.SYSTEM)
-        is_custom0 = op_is(ir, Opcode.CUSTOM0)
+        is_custom0 = op_is(ir, Opcode.CUSTOM0) if self._has_message_unit else Const(0)
         is_shift = f3[0:2] == 0b01  # SLL(I) / SRL(I) / SRA(I) inside OP and OP-IMM
 
         # -- immediates ----------------------------------------------------------------------------------
@@ -323,9 +322,11 @@ class TileCore(wiring.Component):
         m.d.comb += self.retired.eq(retire & ~stop)
 
         def trap(code):
+            """Stop in TRAPPED with `code`; the caller has made sure nothing of the instruction happened."""
             m.d.sync += [cause.eq(code), step.eq(_Step.TRAPPED), fresh.eq(1)]
 
         def finish():
+            """The instruction is complete: retire it and fetch the next one."""
             m.d.comb += retire.eq(1)
             m.d.sync += step.eq(_Step.FETCH)
 

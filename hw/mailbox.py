@@ -76,21 +76,21 @@ class Mailbox(wiring.Component):
         # in flight, so never while the router reads it; an entry is read only once complete, so never while it is
         # filled). `no_rw_check` tells Yosys so; otherwise it adds ~40 LUTs of read-during-write bypass.
         m.submodules.memory = memory = Memory(
-            shape=FLIT_BITS, depth=(depth + 1) * ENTRY_HALVES, init=[], attrs={"no_rw_check": 1}
+            shape=FLIT_BITS, depth=1 << ((depth + 1) * ENTRY_HALVES - 1).bit_length(), init=[], attrs={"no_rw_check": 1}
         )
         write = memory.write_port()
         read = memory.read_port(domain="sync")
         staging_entry = Const(depth, entry_bits + 1)
 
-        # Entry pointers with a wrap bit: occupied = tail - head (the open entry included).
-        head = Signal(entry_bits + 1)  # the open entry, or the next one to open
+        # Entry pointers with a wrap bit: complete, unopened messages = tail - head; the open entry (just before
+        # head) is still occupied, so the mailbox is full at count = depth, or depth - 1 with a message open.
+        head = Signal(entry_bits + 1)  # the next entry to open
         tail = Signal(entry_bits + 1)  # the entry being filled
         is_open = Signal()
-        occupied = Signal(entry_bits + 1)
+        open_entry = Signal(entry_bits)  # the open message's entry (valid while is_open)
         m.d.comb += [
-            occupied.eq(tail - head),
-            self.room.eq(occupied != depth),
-            self.count.eq(occupied - is_open),
+            self.count.eq(tail - head),
+            self.room.eq(~((self.count == depth) | ((self.count == depth - 1) & is_open))),
         ]
 
         # Write port: ejection first, then staging.
@@ -113,11 +113,11 @@ class Mailbox(wiring.Component):
         # Read port: the router's staging reads first, then the two halves of a word of the open entry. The halves
         # are collected in registers (cleared while no read is requested), so the word costs no output multiplexer.
         opening = self.read.payload == ReadOp.OPEN
-        entry = Signal(entry_bits + 1)
-        m.d.comb += entry.eq(Mux(opening & is_open, head + 1, head))
+        entry = Signal(entry_bits)
+        m.d.comb += entry.eq(Mux(opening, head[:entry_bits], open_entry))
         next_word = Signal(range(MAX_WORDS + 1))  # payload word GET reads next (1..MAX_WORDS)
         high = Signal()
-        m.d.comb += read.addr.eq(Cat(high, Mux(opening, 0, next_word), entry[:entry_bits]))
+        m.d.comb += read.addr.eq(Cat(high, Mux(opening, 0, next_word), entry))
         with m.If(self.staging.en):
             m.d.comb += read.addr.eq(Cat(self.staging.index[:halves_bits], staging_entry))
         m.d.comb += self.staging.data.eq(read.data)
@@ -166,7 +166,8 @@ class Mailbox(wiring.Component):
                     m.d.comb += self.read.ready.eq(1)
                     with m.If(opening):
                         m.d.sync += [
-                            head.eq(entry),
+                            head.eq(head + 1),
+                            open_entry.eq(entry),
                             is_open.eq(1),
                             next_word.eq(1),
                             self.unread.eq(ReceivedHeader(self.read_word).len),

@@ -157,13 +157,16 @@ class MessageUnit(wiring.Component):
             )
         )
 
-        # RECVT's timer: loaded with rs1, counted down; its top bit (the borrow) says that the time is up.
+        # RECVT's timer counts the cycles since it started and times out when it reaches rs1 (which the core holds
+        # stable): an incrementer that starts by reset costs far fewer LUTs than a loadable down-counter.
         timing = Signal()
-        timer = Signal(TIMEOUT_BITS + 1)
+        timer = Signal(TIMEOUT_BITS)
         with m.If(~active | core.ready):
             m.d.sync += timing.eq(0)
+        with m.If(timing):
+            m.d.sync += timer.eq(timer + 1)
         with m.Else():
-            m.d.sync += timer.eq(timer - 1)
+            m.d.sync += timer.eq(0)
 
         # PUT and SEND write two staging halfwords each, low one first: PUT the halves of rs1 as payload word
         # `staged`, SEND the route header and the tag (rs2). Because SEND only gets here with rs1[NODE_BITS:] = 0,
@@ -226,8 +229,8 @@ class MessageUnit(wiring.Component):
                         finish()
                     with m.Elif(timed):
                         with m.If(~timing):
-                            m.d.sync += [timing.eq(1), timer.eq(core.rs1[:TIMEOUT_BITS])]
-                        with m.Elif(timer[TIMEOUT_BITS]):
+                            m.d.sync += timing.eq(1)
+                        with m.Elif(timer == core.rs1[:TIMEOUT_BITS]):
                             finish()
                 with m.Case(MessageOp.GET):
                     with m.If(mailbox.unread == 0):

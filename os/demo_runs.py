@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tessera.os.chip import Chip, Incoming
+from tessera.os.chip import Chip
 from tessera.os.commands import format_ps
 from tessera.os.demo_host import DemoError, DemoSystem, build_demo, is_output, png_bytes, signed
 
@@ -227,7 +227,6 @@ def run_crash(chip: Chip, folder: Path, say: Say, *, jobs: Sequence[int] = CRASH
     fragile_tile, steady_tile = system.tile("fragile"), system.tile("steady")
     across: list[tuple[int, int]] = []  # steady's messages-in counter at a DOWN and at fragile's next answer
     down_at: int | None = None
-
     try:
         system.send("pacer", [gap], START)
         say(f"pacer (tile {system.tile('pacer')}) streams numbered messages to steady (tile {steady_tile}); "

@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: Amaranth reads the signature annotations as objects.
 
 import pytest
-from amaranth import Module, Signal, unsigned
+from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
