@@ -4,7 +4,7 @@ Byte streams in and out (the UARTs are outside, see `tessera.hw.host_link.HostLi
 byte per cycle. `tessera.sim.bridge_model.BridgeModel` is its reference.
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -210,13 +210,18 @@ class HostBridge(wiring.Component):
         def message_op(op: MessageOp):
             m.d.comb += [net.valid.eq(1), net.funct3.eq(op.funct3), net.funct7.eq(op.funct7)]
 
-        def reply(code, then_source=SRC_NONE):
-            m.d.sync += [status.eq(code), source.eq(then_source)]
+        def reply(code=None, then_source=None):
+            """Answer now. `status` is OK and `source` SRC_NONE unless given: both are preset when a frame is
+            taken (and status again before EXECUTE), so most answers load nothing."""
+            if code is not None:
+                m.d.sync += status.eq(code)
+            if then_source is not None:
+                m.d.sync += source.eq(then_source)
             m.next = "TX_START"
 
         # Datapath steps the states ask for (one adder each; a state's own loads below take priority).
-        ptr_inc, step_inc, words_dec, addr_inc, addr_dec = (Signal(name=n) for n in ("ptr_inc", "step_inc", "words_dec", "addr_inc", "addr_dec"))
-        word_shift, word_from_result, word_from_rdata, word_from_tile = Signal(), Signal(), Signal(), Signal()
+        ptr_inc, step_inc, words_dec, addr_inc, addr_dec = (Signal() for _ in range(5))
+        word_shift, word_from_result, word_from_rdata, word_from_tile = (Signal() for _ in range(4))
         with m.If(ptr_inc):
             m.d.sync += ptr.eq(ptr + 1)
         with m.If(step_inc):
@@ -238,7 +243,7 @@ class HostBridge(wiring.Component):
             with m.State("IDLE"):
                 m.d.sync += [ptr.eq(0), step.eq(0)]
                 with m.If(frame_ready):
-                    m.d.sync += [executed.eq(0), pushing.eq(0)]
+                    m.d.sync += [executed.eq(0), pushing.eq(0), source.eq(SRC_NONE)]
                     m.next = "LINK_CHECK"
                 with m.Elif(pending & ~pushed):
                     m.d.sync += [
@@ -307,31 +312,32 @@ class HostBridge(wiring.Component):
                     with m.Elif(memory_command & tiles.busy):
                         reply(Status.TILE_BUSY)
                     with m.Else():
+                        m.d.sync += status.eq(Status.OK)
                         m.next = "EXECUTE"
             with m.State("EXECUTE"):
                 m.d.sync += [step.eq(0), ptr.eq(3 + 4)]
                 with m.Switch(opcode):
                     with m.Case(Opcode.IDENTIFY):
                         m.d.sync += [ptr.eq(IDENTIFY_BASE), words_left.eq(len(identify_bytes))]
-                        reply(Status.OK, SRC_BUFFER)
+                        reply(then_source=SRC_BUFFER)
                     with m.Case(Opcode.WRITE_MEM):
                         m.d.sync += words_left.eq(write_words)
                         m.next = "FETCH"
                     with m.Case(Opcode.READ_MEM):
                         m.d.sync += [words_left.eq(count), tiles.space.eq(0)]
-                        reply(Status.OK, SRC_BUS)
+                        reply(then_source=SRC_BUS)
                     with m.Case(Opcode.STATUS):
                         m.d.sync += [words_left.eq(STATUS_WORDS), tiles.space.eq(1), addr.eq(0)]
-                        reply(Status.OK, SRC_BUS)
+                        reply(then_source=SRC_BUS)
                     with m.Case(Opcode.RESET):
                         m.d.comb += tiles.reset_pc.eq(1)
-                        reply(Status.OK)
+                        reply()
                     with m.Case(Opcode.HALT):
                         m.d.comb += tiles.halt.eq(1)
-                        reply(Status.OK)
+                        reply()
                     with m.Case(Opcode.RUN):
                         m.d.comb += tiles.run.eq(1)
-                        reply(Status.OK)
+                        reply()
                     for op, register in (
                         (Opcode.SET_PERMISSIONS, ConfigRegister.PERMISSIONS),
                         (Opcode.SET_SUPERVISOR, ConfigRegister.SUPERVISOR),
@@ -339,7 +345,7 @@ class HostBridge(wiring.Component):
                     ):
                         with m.Case(op):
                             m.d.comb += [tiles.config_we.eq(1), tiles.config_index.eq(register)]
-                            reply(Status.OK)
+                            reply()
                     with m.Case(Opcode.SEND):
                         m.d.sync += [words_left.eq(send_words), ptr.eq(3 + 2), addr.eq(-1), tag.eq(word[:16])]
                         m.next = "NET_WAIT"
@@ -349,11 +355,12 @@ class HostBridge(wiring.Component):
                                 m.d.sync += [pending.eq(0), push_seq.eq(push_seq + 1)]
                             with m.Else():
                                 m.d.sync += pushed.eq(0)
-                        reply(Status.OK)
+                        reply()
 
             # -- WRITE_MEM and SEND: four buffer bytes into `word`, then use it --
             with m.State("FETCH"):
-                m.d.comb += [rp.addr.eq(ptr), rp.en.eq(1), step_inc.eq(1), ptr_inc.eq(step != 4), word_shift.eq(step != 0)]
+                m.d.comb += [rp.addr.eq(ptr), rp.en.eq(1), step_inc.eq(1)]
+                m.d.comb += [ptr_inc.eq(step != 4), word_shift.eq(step != 0)]  # read ahead by one cycle
                 with m.If(step == 4):
                     m.d.sync += step.eq(0)
                     m.next = "USE_WORD"
@@ -361,7 +368,7 @@ class HostBridge(wiring.Component):
                 with m.If(~is_op[Opcode.SEND]):
                     m.d.comb += [tiles.we.eq(1), addr_inc.eq(1), words_dec.eq(1)]
                     with m.If(words_left == 1):
-                        reply(Status.OK)
+                        reply()
                     with m.Else():
                         m.next = "FETCH"
                 with m.Else():
@@ -382,7 +389,7 @@ class HostBridge(wiring.Component):
                     m.d.sync += extra.eq(net.cause)
                     reply(Status.NET_FAULT, SRC_EXTRA)
                 with m.Elif(net.ready):
-                    reply(Status.OK)
+                    reply()
 
             # -- SEND: wait (addr counts down) until the host node's previous message has left --
             with m.State("NET_WAIT"):
@@ -399,7 +406,7 @@ class HostBridge(wiring.Component):
                 header = ReceivedHeader(net.result[: ReceivedHeader.size])
                 m.d.comb += word_from_result.eq(1)
                 with m.If(net.ready):
-                    with m.If(net.result == 0):
+                    with m.If(header.len == 0):  # the result is 0: no message (a header's length is 1..4)
                         m.next = "IDLE"
                     with m.Else():
                         # The whole header word is stored: its low half (src, len) falls on the two bytes below

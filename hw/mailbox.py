@@ -76,7 +76,7 @@ class Mailbox(wiring.Component):
         # in flight, so never while the router reads it; an entry is read only once complete, so never while it is
         # filled). `no_rw_check` tells Yosys so; otherwise it adds ~40 LUTs of read-during-write bypass.
         m.submodules.memory = memory = Memory(
-            shape=FLIT_BITS, depth=1 << ((depth + 1) * ENTRY_HALVES - 1).bit_length(), init=[], attrs={"no_rw_check": 1}
+            shape=FLIT_BITS, depth=(depth + 1) * ENTRY_HALVES, init=[], attrs={"no_rw_check": 1}
         )
         write = memory.write_port()
         read = memory.read_port(domain="sync")

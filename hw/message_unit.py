@@ -138,10 +138,6 @@ class MessageUnit(wiring.Component):
         def fault(cause: Cause):
             m.d.comb += [core.ready.eq(1), core.fault.eq(1), core.cause.eq(cause)]
 
-        # The result is the mailbox's word (0 unless a read is under way) OR'ed with the small results of SEND
-        # (1 = sent), COUNT and STATUS, which are 0 for every other instruction: no wide result multiplexer.
-        status = Signal(MessageStatus)
-        m.d.comb += [status.send_busy.eq(in_flight), status.staged.eq(staged), status.unread.eq(mailbox.unread)]
 
         dest = core.rs1[:NODE_BITS]
         upper_rs1_zero = core.rs1[TIMEOUT_BITS:] == 0
@@ -186,6 +182,11 @@ class MessageUnit(wiring.Component):
         with m.Elif(mailbox.put.ready):
             m.d.sync += high.eq(~high)
         word_written = mailbox.put.ready & high
+
+        # The result is the mailbox's word (0 unless a read is under way) OR'ed with the small results of SEND
+        # (1 = sent), COUNT and STATUS, which are 0 for every other instruction and on a fault: no wide multiplexer.
+        status = Signal(MessageStatus)
+        m.d.comb += [status.send_busy.eq(in_flight), status.staged.eq(staged), status.unread.eq(mailbox.unread)]
         small_result = Signal(MessageStatus.size)
         with m.Switch(core.funct3):
             with m.Case(MessageFunct3.SEND):
@@ -195,6 +196,9 @@ class MessageUnit(wiring.Component):
                     m.d.comb += small_result.eq(Mux(core.funct7[0], status.as_value(), mailbox.count))
         m.d.comb += core.result.eq(mailbox.read_word | small_result)
 
+        # funct3 bit 0 tells GET (3) from the receives (2): the mailbox's read operation needs no decoding.
+        assert ReadOp.OPEN.value == MessageFunct3.RECV & 1 and ReadOp.GET.value == MessageFunct3.GET & 1
+        m.d.comb += mailbox.read.payload.eq(core.funct3[0])
         with m.If(active):
             with m.Switch(Cat(core.funct7, core.funct3)):
                 with m.Case(MessageOp.PUT):
@@ -222,7 +226,7 @@ class MessageUnit(wiring.Component):
                     with m.If(timed & ~upper_rs1_zero):
                         fault(Cause.MESSAGE_FAULT)
                     with m.Elif(mailbox.count != 0):
-                        m.d.comb += [mailbox.read.valid.eq(1), mailbox.read.payload.eq(ReadOp.OPEN)]
+                        m.d.comb += mailbox.read.valid.eq(1)
                         with m.If(mailbox.read.ready):
                             finish()
                     with m.Elif(core.funct7[0]):
@@ -236,7 +240,7 @@ class MessageUnit(wiring.Component):
                     with m.If(mailbox.unread == 0):
                         fault(Cause.MESSAGE_FAULT)
                     with m.Else():
-                        m.d.comb += [mailbox.read.valid.eq(1), mailbox.read.payload.eq(ReadOp.GET)]
+                        m.d.comb += mailbox.read.valid.eq(1)
                         with m.If(mailbox.read.ready):
                             finish()
                 with m.Case(MessageOp.COUNT, MessageOp.STATUS):

@@ -21,7 +21,8 @@ class Tile(wiring.Component):
 
     `debug` is a word-addressed port with the same members as the core's bus (read data one cycle after `re`).
     It reaches memory only while the core is neither RUNNING nor SLEEPING; while the core runs, its writes are
-    dropped and its read data is the core's. Control and status ports are the core's (see `TileCore`).
+    dropped and its read data is the core's. A read in the same cycle as a write is not performed. Control and
+    status ports are the core's (see `TileCore`).
     """
 
     def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False):
@@ -77,12 +78,15 @@ class Tile(wiring.Component):
         core_owns = (core.state == TileState.RUNNING) | (core.state == TileState.SLEEPING)
         port = core.bus
         debug = self.debug
+        write_enable = Mux(core_owns, port.we, debug.we)
         m.d.comb += [
             read.addr.eq(Mux(core_owns, port.addr, debug.addr)),
-            read.en.eq(Mux(core_owns, port.re, debug.re)),
+            # Never a read in a write cycle (the core never does both; a debug write wins): this tells Yosys
+            # that read/write collisions cannot happen, so it needs no read-first emulation around the RAM.
+            read.en.eq(Mux(core_owns, port.re, debug.re) & ~write_enable),
             write.addr.eq(Mux(core_owns, port.addr, debug.addr)),
             write.data.eq(Mux(core_owns, port.wdata, debug.wdata)),
-            write.en.eq(Mux(core_owns, port.we.replicate(4) & port.wmask, debug.we.replicate(4) & debug.wmask)),
+            write.en.eq(write_enable.replicate(4) & Mux(core_owns, port.wmask, debug.wmask)),
             port.rdata.eq(read.data),
             debug.rdata.eq(read.data),
         ]

@@ -409,7 +409,9 @@ class Reply:
         return tuple(int.from_bytes(self.payload[i : i + 4], "little") for i in range(0, len(self.payload), 4))
 
 
-def build_reply(opcode: int, seq: int, tile: int, status: int, payload: bytes = b"", version: int = PROTOCOL_VERSION) -> bytes:
+def build_reply(
+    opcode: int, seq: int, tile: int, status: int, payload: bytes = b"", version: int = PROTOCOL_VERSION
+) -> bytes:
     """The sealed body of a chip -> host frame (used by the reference model and tests)."""
     return seal(bytes([((version << 5) | opcode) & 0xFF, seq & 0xFF, tile & 0xFF, status]) + payload)
 
@@ -417,7 +419,8 @@ def build_reply(opcode: int, seq: int, tile: int, status: int, payload: bytes = 
 def parse_reply(body: bytes) -> Reply:
     """Check the CRC and split a chip -> host body; raises ProtocolError naming the problem."""
     if len(body) < REPLY_HEADER_BYTES + CRC_BYTES:
-        raise ProtocolError(f"reply of {len(body)} bytes is shorter than header + CRC ({REPLY_HEADER_BYTES + CRC_BYTES})")
+        minimum = REPLY_HEADER_BYTES + CRC_BYTES
+        raise ProtocolError(f"reply of {len(body)} bytes is shorter than header + CRC ({minimum})")
     if crc16(body) != 0:
         raise ProtocolError(f"reply CRC mismatch (body {body.hex()})", Status.BAD_CRC)
     return Reply(body[0] >> 5, body[0] & 0x1F, body[1], body[2], body[3], body[REPLY_HEADER_BYTES:-CRC_BYTES])

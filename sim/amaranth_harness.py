@@ -8,6 +8,8 @@ Two levels:
 - `TileBench` + `TileDriver`: for tests that need to act while the tile runs (pulses at chosen times, the
   debug port while running, a hand-driven message port). `TileBench` wraps the tile with a free-running
   chip-wide cycle counter and a retired counter, so waiting costs no Python work per cycle.
+
+The core does not implement instret/instreth (docs/core.md): compare against `TileModel(..., has_instret=False)`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tessera.firmware.isa import MASK32, TileState
 from tessera.hw.tile import Tile
 from tessera.sim.model import MessageUnit
 
-__all__ = ["TileBench", "TileDriver", "TileOutcome", "run_program", "simulate"]
+__all__ = ["TileBench", "TileDriver", "TileOutcome", "run_program", "serve_messages", "simulate"]
 
 
 @dataclass(frozen=True)

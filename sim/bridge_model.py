@@ -109,7 +109,8 @@ class FakeTileArray:
 
     def read_status_word(self, tile: int, index: int) -> int:
         t = self.tiles[tile]
-        words = (t.state | (t.cause << 8), t.pc, self.cycle & 0xFFFF_FFFF, self.cycle >> 32, t.retired, t.messages_in, t.messages_out)
+        cycle_lo, cycle_hi = self.cycle & 0xFFFF_FFFF, self.cycle >> 32
+        words = (t.state | (t.cause << 8), t.pc, cycle_lo, cycle_hi, t.retired, t.messages_in, t.messages_out)
         return words[index]
 
     def run(self, tile: int) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from tessera.firmware.isa import MASK32, Cause, Csr, Opcode, TileState, encode_i, encode_r, encode_s, encode_b
 from tessera.hw.tile import Tile
-from tessera.sim.amaranth_harness import TileBench, TileDriver, TileOutcome, run_program, serve_messages, simulate
+from tessera.sim.amaranth_harness import TileBench, TileDriver, TileOutcome, run_program, simulate
 from tessera.sim.encode import (
     EBREAK,
     ECALL,

@@ -170,7 +170,7 @@ async def fault_containment(dut) -> None:
         for tile in workers:
             echoed[tile] += [words[0] for words in take(host.inbox, tile, ECHO_TAG)]
         assert not host.inbox, f"unexpected messages {host.inbox}"
-        dut._log.info("%s: DOWN pc %#x, restart served %d queued messages", cause.name, pc, len(queued))
+        dut._log.info("%s: stopped at pc %#x, restart served %d queued messages", cause.name, pc, len(queued))
 
     for tile in workers:
         while len(echoed[tile]) < len(sent[tile]):
