@@ -15,8 +15,11 @@ Microarchitecture (docs/core.md, "The nibble-serial core", has the reasoning and
 - `stream` (32 bits) collects serial results that are needed whole (addresses, jump targets, store data,
   message operands) and holds whole words that are written back serially (load data, CSR values, message
   results).
-- pc is a 30-bit register (bits 31..2) that is read digit by digit and updated only when an instruction
-  completes, so a stop always sees the pc of the next instruction to execute.
+- pc is a 32-bit ring that rotates by one digit per cycle during exactly one 8-digit pass of each
+  instruction: the pass that reads it (AUIPC, JAL, branch target) and the pass that writes it (+4, or a jump
+  target) coincide with a pass the instruction needs anyway, so pc costs no parallel incrementer or
+  multiplexer. The pass that changes pc follows every check that could trap, and stops wait for the
+  instruction boundary, so outside the instruction pc is always aligned and architectural.
 - Shifts read the source digits in the order the result needs them (register-file addressing does the
   digit-granular part) and a 0..4-bit funnel does the rest.
 """
@@ -49,7 +52,7 @@ class _Step(enum.IntEnum):
     SLT_WRITE = 5  # SLT(I)(U): write the comparison into rd digit 0 (digits 1..7 were written 0)
     TARGET = 6  # taken branch: pc + imm into `stream` (misaligned target traps)
     LINK = 7  # JAL/JALR: rd <- pc + 4
-    SYSTEM = 8  # ECALL, EBREAK (stop, resumable) and FENCE (no-op)
+    INCREMENT = 8  # pc + 4 for instructions without another pass: not-taken branches, ECALL, EBREAK, FENCE
     MEM_CHECK = 9  # load/store address in `stream`: check it, keep it in `mem_addr`
     LOAD_READ = 10  # read the memory word
     CAPTURE = 11  # `stream` <- memory word or CSR value
@@ -165,7 +168,8 @@ class SerialTileCore(wiring.Component):
 
         # -- state -------------------------------------------------------------------------------------
         step = Signal(_Step, init=_Step.HALTED)
-        pc = Signal(30)  # pc[31:2]
+        pc = Signal(32)  # a ring of 8 digits; bits 1..0 are 0 whenever it is at rest
+        pc_carry = Signal()  # carry of the serial pc + 4
         ir = Signal(32)
         count = Signal(4)  # digit counter of a pass (SHIFT counts to 9)
         second = Signal()  # two-source passes: 0 = rs1 digit arriving, 1 = rs2 digit arriving
@@ -219,25 +223,26 @@ class SerialTileCore(wiring.Component):
         last_digit = digit == DIGITS - 1
 
         # -- operands ----------------------------------------------------------------------------------
-        sign_bit = ir[31]
-        imm_i = Cat(ir[20:31], sign_bit.replicate(21))
-        imm_s = Cat(ir[7:12], ir[25:31], sign_bit.replicate(21))
-        imm_b = Cat(Const(0, 1), ir[8:12], ir[25:31], ir[7], sign_bit.replicate(20))
-        imm_u = Cat(Const(0, 12), ir[12:32])
-        imm_j = Cat(Const(0, 1), ir[21:31], ir[20], ir[12:20], sign_bit.replicate(12))
-        imm = Signal(32)
-        with m.If(is_lui | is_auipc):
-            m.d.comb += imm.eq(imm_u)
-        with m.Elif(is_jal):
-            m.d.comb += imm.eq(imm_j)
-        with m.Elif(is_branch):
-            m.d.comb += imm.eq(imm_b)
-        with m.Elif(is_store):
-            m.d.comb += imm.eq(imm_s)
-        with m.Else():
-            m.d.comb += imm.eq(imm_i)
-        imm_digit = imm.word_select(digit, DIGIT)
-        pc_digit = Cat(Const(0, 2), pc).word_select(digit, DIGIT)
+        # The immediate's digit `digit`, straight from the instruction's fields (formats I, S, B, U, J).
+        sign4 = ir[31].replicate(DIGIT)
+        format_u = is_lui | is_auipc
+        format_sb = is_store | is_branch
+        imm_digit = Signal(DIGIT)
+        with m.Switch(digit):
+            with m.Case(0):
+                m.d.comb += imm_digit.eq(
+                    Mux(format_u, 0, Cat(Mux(format_sb, ir[7] & is_store, ir[20] & ~is_jal), Mux(format_sb, ir[8:11], ir[21:24])))
+                )
+            with m.Case(1):
+                m.d.comb += imm_digit.eq(Mux(format_u, 0, Cat(Mux(format_sb, ir[11], ir[24]), ir[25:28])))
+            with m.Case(2):
+                bit11 = Mux(is_branch, ir[7], Mux(is_jal, ir[20], ir[31]))
+                m.d.comb += imm_digit.eq(Mux(format_u, 0, Cat(ir[28:31], bit11)))
+            with m.Case(3, 4):
+                m.d.comb += imm_digit.eq(Mux(format_u | is_jal, ir.word_select(digit, DIGIT), sign4))
+            with m.Default():
+                m.d.comb += imm_digit.eq(Mux(format_u, ir.word_select(digit, DIGIT), sign4))
+        pc_digit = pc[0:DIGIT]
 
         op_a = Signal(DIGIT)
         op_b = Signal(DIGIT)
@@ -321,8 +326,21 @@ class SerialTileCore(wiring.Component):
         m.d.comb += stream_next.eq(Mux(stream_shift, Cat(stream[DIGIT:], stream_in), stream))
         m.d.sync += stream.eq(stream_next)
 
+        # pc rotates right by one digit when `pc_shift` is set, taking `pc_in` at the top: its own digit
+        # (+ 4 with `pc_increment`), a branch target digit from the adder, or a jump target digit from `stream`.
+        pc_shift = Signal()
+        pc_increment = Signal()
+        pc_from_sum = Signal()
+        pc_from_stream = Signal()
+        incremented = Signal(DIGIT + 1)
+        m.d.comb += incremented.eq(pc_digit + Mux(first_digit, Mux(pc_increment, 4, 0), pc_carry))
+        pc_in = Mux(pc_from_sum, sum_digit, Mux(pc_from_stream, stream[0:DIGIT], incremented[0:DIGIT]))
+        with m.If(pc_shift):
+            # A target's bits 1..0 are cleared as it enters (bit 1 was checked, bit 0 is JALR's to drop).
+            m.d.sync += [pc.eq(Cat(pc[DIGIT:], pc_in & Mux(first_digit, 0b1100, 0b1111))), pc_carry.eq(incremented[DIGIT])]
+
         m.d.comb += [
-            self.bus.addr.eq(Mux(step == _Step.FETCH, pc, mem_addr[2:])),
+            self.bus.addr.eq(Mux(step == _Step.FETCH, pc[2:], mem_addr[2:])),
             self.bus.wdata.eq(stream),
             self.bus.wmask.eq(
                 Mux(f3[1], 0b1111, Mux(f3[0], Mux(mem_addr[1], 0b1100, 0b0011), Const(1, 4) << mem_addr[0:2]))
@@ -336,10 +354,10 @@ class SerialTileCore(wiring.Component):
         def trap(code) -> None:
             m.d.sync += [cause.eq(code), step.eq(_Step.TRAPPED)]
 
-        def finish(jump=Const(0)) -> None:
-            """The instruction completes: retire it and move pc to the next one (`stream` holds a target)."""
+        def finish() -> None:
+            """The instruction completes (pc already points to the next one): retire it."""
             m.d.comb += retire.eq(1)
-            m.d.sync += [step.eq(_Step.FETCH), pc.eq(Mux(jump, stream_next[2:32], pc + 1))]
+            m.d.sync += step.eq(_Step.FETCH)
 
         def start_pass(next_step: _Step) -> None:
             m.d.sync += [step.eq(next_step), count.eq(0), second.eq(0)]
@@ -358,7 +376,7 @@ class SerialTileCore(wiring.Component):
                     m.d.sync += [step.eq(_Step.TRAPPED), pending_fault.eq(0), pending_halt.eq(0)]
                 with m.Elif(pending_halt):
                     m.d.sync += [step.eq(_Step.HALTED), pending_halt.eq(0)]
-                with m.Elif(pc[self._addr_width :] == 0):
+                with m.Elif(pc[byte_bits:] == 0):
                     m.d.comb += self.bus.re.eq(1)
                     m.d.sync += step.eq(_Step.DECODE)
                 with m.Else():
@@ -372,9 +390,9 @@ class SerialTileCore(wiring.Component):
                 with m.If(~_instruction_is_legal(m, word, self._has_message_unit)):
                     trap(Cause.ILLEGAL_INSN)
                 with m.Elif(opcode == Opcode.SYSTEM >> 2):
-                    m.d.sync += step.eq(Mux(word_f3 == 0, _Step.SYSTEM, _Step.CAPTURE))
+                    m.d.sync += step.eq(Mux(word_f3 == 0, _Step.INCREMENT, _Step.CAPTURE))
                 with m.Elif(opcode == Opcode.MISC_MEM >> 2):
-                    m.d.sync += step.eq(_Step.SYSTEM)
+                    m.d.sync += step.eq(_Step.INCREMENT)
                 with m.Elif(word_shift_by_register):
                     m.d.sync += step.eq(_Step.SHIFT_AMOUNT)
                 with m.Elif((opcode == Opcode.OP_IMM >> 2) & (word[12:14] == 0b01)):
@@ -401,7 +419,13 @@ class SerialTileCore(wiring.Component):
                     ]
                     # A jump's target bit 1 is known with its first digit: a misaligned jump stops here,
                     # before it links.
-                    with m.If((is_jal | is_jalr) & first_digit & sum_digit[1]):
+                    misaligned_jump = (is_jal | is_jalr) & first_digit & sum_digit[1]
+                    # Passes that read pc rotate it; ALU instructions (which cannot trap) also advance it.
+                    m.d.comb += [
+                        pc_shift.eq((is_alu | is_lui | is_auipc | is_branch | is_jal) & ~misaligned_jump),
+                        pc_increment.eq(~is_branch & ~is_jal),
+                    ]
+                    with m.If(misaligned_jump):
                         trap(Cause.INSN_MISALIGNED)
                     with m.Elif(last_digit):
                         with m.If(is_slt):
@@ -410,7 +434,7 @@ class SerialTileCore(wiring.Component):
                             with m.If(taken_now):
                                 start_pass(_Step.TARGET)
                             with m.Else():
-                                finish()
+                                start_pass(_Step.INCREMENT)
                         with m.Elif(is_jal | is_jalr):
                             start_pass(_Step.LINK)
                         with m.Elif(is_load | is_store):
@@ -428,26 +452,37 @@ class SerialTileCore(wiring.Component):
                 finish()
 
             with m.Case(_Step.TARGET):
-                m.d.comb += [stream_in.eq(sum_digit), stream_shift.eq(1)]
                 m.d.sync += [carry.eq(carry_out), count.eq(count + 1)]
                 with m.If(first_digit & sum_digit[1]):
                     trap(Cause.INSN_MISALIGNED)
-                with m.Elif(last_digit):
-                    finish(jump=Const(1))
+                with m.Else():
+                    m.d.comb += [pc_shift.eq(1), pc_from_sum.eq(1)]
+                    with m.If(last_digit):
+                        finish()
 
             with m.Case(_Step.LINK):
-                m.d.comb += [write_digit.eq(digit), write_data.eq(sum_digit), rd_write.eq(1)]
+                # rd <- pc + 4 from the digits leaving the ring while the target enters it from `stream`.
+                m.d.comb += [
+                    write_digit.eq(digit),
+                    write_data.eq(sum_digit),
+                    rd_write.eq(1),
+                    pc_shift.eq(1),
+                    pc_from_stream.eq(1),
+                    stream_shift.eq(1),
+                ]
                 m.d.sync += [carry.eq(carry_out), count.eq(count + 1)]
                 with m.If(last_digit):
-                    finish(jump=Const(1))
-
-            with m.Case(_Step.SYSTEM):
-                with m.If(op_is(ir, Opcode.SYSTEM)):  # ECALL / EBREAK: retire, stop with pc past them
-                    m.d.comb += retire.eq(1)
-                    m.d.sync += pc.eq(pc + 1)
-                    trap(Mux(ir[20], Cause.BREAKPOINT, Cause.ECALL))
-                with m.Else():  # FENCE, FENCE.I
                     finish()
+
+            with m.Case(_Step.INCREMENT):
+                m.d.comb += [pc_shift.eq(1), pc_increment.eq(1)]
+                m.d.sync += count.eq(count + 1)
+                with m.If(last_digit):
+                    with m.If(op_is(ir, Opcode.SYSTEM)):  # ECALL / EBREAK: retire, stop with pc past them
+                        m.d.comb += retire.eq(1)
+                        trap(Mux(ir[20], Cause.BREAKPOINT, Cause.ECALL))
+                    with m.Else():  # not-taken branch, FENCE, FENCE.I
+                        finish()
 
             with m.Case(_Step.MEM_CHECK):
                 # Reads digit 0 of rs2 for STORE_DATA.
@@ -482,7 +517,14 @@ class SerialTileCore(wiring.Component):
                     m.d.sync += count.eq(count + 1)
 
             with m.Case(_Step.WRITE_BACK):
-                m.d.comb += [write_digit.eq(digit), write_data.eq(load_digit), rd_write.eq(1), stream_shift.eq(1)]
+                m.d.comb += [
+                    write_digit.eq(digit),
+                    write_data.eq(load_digit),
+                    rd_write.eq(1),
+                    stream_shift.eq(1),
+                    pc_shift.eq(1),
+                    pc_increment.eq(1),
+                ]
                 m.d.sync += count.eq(count + 1)
                 with m.If(~extending):
                     m.d.sync += sign.eq(stream[DIGIT - 1])
@@ -496,6 +538,8 @@ class SerialTileCore(wiring.Component):
                     read_digit.eq((digit + 1) & Cat(Const(1, 1), f3[0] | f3[1], f3[1])),
                     stream_in.eq(rdat),
                     stream_shift.eq(1),
+                    pc_shift.eq(1),
+                    pc_increment.eq(1),
                 ]
                 m.d.sync += count.eq(count + 1)
                 with m.If(last_digit):
@@ -518,6 +562,8 @@ class SerialTileCore(wiring.Component):
                     write_digit.eq((digit + DIGITS - 2)[0:3] ^ digit_mirror),
                     write_data.eq(shift_digit),
                     rd_write.eq(count >= 2),
+                    pc_shift.eq(~count[3]),  # pc + 4 during counts 0..7
+                    pc_increment.eq(1),
                 ]
                 m.d.sync += [
                     count.eq(count + 1),
@@ -573,5 +619,5 @@ class SerialTileCore(wiring.Component):
                 m.d.comb += self.state.eq(TileState.SLEEPING)
             with m.Default():
                 m.d.comb += self.state.eq(TileState.RUNNING)
-        m.d.comb += [self.cause.eq(cause), self.pc.eq(Cat(Const(0, 2), pc))]
+        m.d.comb += [self.cause.eq(cause), self.pc.eq(pc)]
         return m

@@ -23,11 +23,6 @@ WATCHDOG_SHIFT = 8
 WATCHDOG_BITS = 16
 
 
-def watchdog_steps(cycles: int) -> int:
-    """What the watchdog register holds for a SET_WATCHDOG value: whole steps, rounded up, saturated; 0 = off."""
-    return min(-(-cycles // (1 << WATCHDOG_SHIFT)), (1 << WATCHDOG_BITS) - 1)
-
-
 class TileNode(wiring.Component):
     """A tile and everything that makes it a supervised node of the network.
 
@@ -215,4 +210,4 @@ class TileNode(wiring.Component):
         return m
 
 
-__all__ = ["FAULT_FUNCT3", "TileNode", "watchdog_steps"]
+__all__ = ["FAULT_FUNCT3", "TileNode"]

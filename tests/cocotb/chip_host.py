@@ -98,9 +98,6 @@ class ChipHost:
         self._line.start()
         await ClockCycles(self._dut.clk, 2)
 
-    def cycles(self) -> int:
-        return int(cocotb.utils.get_sim_time("ns")) // CLOCK_NS
-
     def _drain(self) -> list[Reply]:
         """Frames the chip sent since the last call (replies stored, MESSAGE frames returned)."""
         data = bytes(self._line.received)
