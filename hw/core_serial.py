@@ -417,12 +417,14 @@ class SerialTileCore(wiring.Component):
                         rd_write.eq((is_alu | is_lui | is_auipc) & ~(is_slt & first_digit)),
                         stream_shift.eq(is_jal | is_jalr | is_load | is_store | is_custom0),
                     ]
-                    # A jump's target bit 1 is known with its first digit: a misaligned jump stops here,
-                    # before it links.
-                    misaligned_jump = (is_jal | is_jalr) & first_digit & sum_digit[1]
+                    # A jump's target bit 1 is known with its first digit (for JAL it is imm[1], as pc is
+                    # aligned): a misaligned jump stops here, before it links.
+                    jal_misaligned = is_jal & ir[21]
+                    misaligned_jump = first_digit & (jal_misaligned | (is_jalr & sum_digit[1]))
                     # Passes that read pc rotate it; ALU instructions (which cannot trap) also advance it.
+                    # (The rotation's enable does not wait for the adder: it is on a long path otherwise.)
                     m.d.comb += [
-                        pc_shift.eq((is_alu | is_lui | is_auipc | is_branch | is_jal) & ~misaligned_jump),
+                        pc_shift.eq(is_alu | is_lui | is_auipc | is_branch | (is_jal & ~(first_digit & ir[21]))),
                         pc_increment.eq(~is_branch & ~is_jal),
                     ]
                     with m.If(misaligned_jump):
@@ -453,7 +455,7 @@ class SerialTileCore(wiring.Component):
 
             with m.Case(_Step.TARGET):
                 m.d.sync += [carry.eq(carry_out), count.eq(count + 1)]
-                with m.If(first_digit & sum_digit[1]):
+                with m.If(first_digit & ir[8]):  # target bit 1 = imm[1], as pc is aligned
                     trap(Cause.INSN_MISALIGNED)
                 with m.Else():
                     m.d.comb += [pc_shift.eq(1), pc_from_sum.eq(1)]
