@@ -219,7 +219,8 @@ def real_forms(spec: InsnSpec) -> list[Form]:
     """The operand syntaxes of a real instruction, from its format."""
     fmt = spec.format
     if fmt is Format.R:
-        return [Form(("rd", "rs1", "rs2"), _one(spec))]
+        full = Form(("rd", "rs1", "rs2"), _one(spec))
+        return [full] if spec.operands == full.operands else [Form(spec.operands, _one(spec)), full]
     if fmt in (Format.I, Format.SHIFT):
         return [Form(("rd", "rs1", "imm"), _one(spec))]
     if fmt is Format.LOAD:

@@ -5,7 +5,9 @@ shift amounts and upper immediates, CSR names, ABI register names). With `aliase
 the common pseudo-instructions are shown (`li`, `mv`, `ret`, `j`, `nop`, `beqz`, `csrr`, ...); with
 `aliases=False` it matches `objdump -M no-aliases`. Branch and jump targets are absolute addresses written
 `0x...` (objdump writes the same number without `0x`), so that every line assembles back to the same word at
-the same pc. Words that are not RV32I instructions come out as `.word 0x...`.
+the same pc. Tessera's message instructions come out in their short syntax (`msg.recv\ta0`), or with all three
+registers when a field they do not use is not x0. Other words that are not RV32I instructions come out as
+`.word 0x...`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def _plain(spec: InsnSpec, word: int, pc: int) -> str:
     rd, rs1, rs2 = bits(word, 11, 7), bits(word, 19, 15), bits(word, 24, 20)
     m, fmt = spec.mnemonic, spec.format
     if fmt is Format.R:
+        fields = {"rd": rd, "rs1": rs1, "rs2": rs2}
+        if all(value == 0 for name, value in fields.items() if name not in spec.operands):
+            return _line(m, *(_reg(fields[name]) for name in spec.operands))
         return _line(m, _reg(rd), _reg(rs1), _reg(rs2))
     if fmt is Format.I:
         return _line(m, _reg(rd), _reg(rs1), str(imm_i(word)))

@@ -3,6 +3,8 @@
 Each real instruction is one `InsnSpec`: its mnemonic, its encoding format and its fixed fields. The format
 decides both the operand syntax and the encoding, so adding a Tessera message instruction (custom-0, R-type
 fields) is one line in `INSTRUCTIONS`, e.g. `InsnSpec("msend", Format.R, Opcode.CUSTOM0, funct3=0)`.
+An R-type entry may name a shorter operand syntax (`operands`); the message instructions (`msg.*`, numbers
+from `isa.MessageOp`) use it for the operands docs/network.md gives them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from tessera.firmware.isa import Csr, Opcode, encode_b, encode_i, encode_j, encode_r, encode_s, encode_u, sign_extend
+from tessera.firmware.isa import Csr, MessageOp, Opcode, encode_b, encode_i, encode_j, encode_r, encode_s, encode_u, sign_extend
 
 
 class Format(enum.Enum):
@@ -33,7 +35,12 @@ class Format(enum.Enum):
 
 @dataclass(frozen=True)
 class InsnSpec:
-    """One real instruction. For FIXED instructions `match` is the whole word; otherwise it is derived."""
+    """One real instruction. For FIXED instructions `match` is the whole word; otherwise it is derived.
+
+    `operands` (R-type only): the registers of the short syntax, in order, when the instruction does not use all
+    three (`msg.recv rd`); the others are encoded as x0. The full `rd, rs1, rs2` syntax is always accepted too,
+    and the disassembler prints it when an unused field is not x0, so every word reads back to itself.
+    """
 
     mnemonic: str
     format: Format
@@ -41,6 +48,13 @@ class InsnSpec:
     funct3: int = 0
     funct7: int = 0
     match: int = 0
+    operands: tuple[str, ...] = ("rd", "rs1", "rs2")
+
+    def __post_init__(self) -> None:
+        if self.operands != ("rd", "rs1", "rs2") and (
+            self.format is not Format.R or not set(self.operands) <= {"rd", "rs1", "rs2"}
+        ):
+            raise ValueError(f"{self.mnemonic}: short operand syntax {self.operands} needs R-type register fields")
 
     @property
     def mask(self) -> int:
@@ -65,6 +79,21 @@ class InsnSpec:
         if self.format in (Format.R, Format.SHIFT):
             value |= self.funct7 << 25
         return value
+
+
+#: The operand syntax of each message instruction (docs/network.md, "Message instructions").
+MESSAGE_OPERANDS: dict[MessageOp, tuple[str, ...]] = {
+    MessageOp.PUT: ("rs1",),
+    MessageOp.SEND: ("rs1", "rs2"),
+    MessageOp.TRYSEND: ("rd", "rs1", "rs2"),
+    MessageOp.RECV: ("rd",),
+    MessageOp.TRYRECV: ("rd",),
+    MessageOp.RECVT: ("rd", "rs1"),
+    MessageOp.GET: ("rd",),
+    MessageOp.COUNT: ("rd",),
+    MessageOp.STATUS: ("rd",),
+    MessageOp.FAULT: ("rs1",),
+}
 
 
 def _specs() -> tuple[InsnSpec, ...]:
@@ -118,7 +147,10 @@ def _specs() -> tuple[InsnSpec, ...]:
         InsnSpec(name, f.CSR if funct3 < 4 else f.CSRI, Opcode.SYSTEM, funct3)
         for name, funct3 in (("csrrw", 1), ("csrrs", 2), ("csrrc", 3), ("csrrwi", 5), ("csrrsi", 6), ("csrrci", 7))
     ]
-    # Tessera's custom-0 message instructions go here (Format.R, Opcode.CUSTOM0), one entry each.
+    table += [
+        InsnSpec(op.mnemonic, f.R, Opcode.CUSTOM0, op.funct3, op.funct7, operands=MESSAGE_OPERANDS[op])
+        for op in MessageOp
+    ]
     return tuple(table)
 
 

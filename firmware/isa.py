@@ -73,6 +73,57 @@ class TileState(enum.IntEnum):
     TRAPPED = 3  # stopped by a cause (fault, ECALL, EBREAK); `cause` says which
 
 
+class MessageFunct3(enum.IntEnum):
+    """funct3 of the custom-0 message instructions (docs/network.md)."""
+
+    PUT = 0
+    SEND = 1
+    RECV = 2
+    GET = 3
+    QUERY = 4
+    FAULT = 7  # answered by the tile node (hw/tile_node.py), not by the message unit
+
+
+class MessageOp(enum.IntEnum):
+    """Every message instruction as (funct3 << 7) | funct7; any other custom-0 funct3/funct7 is ILLEGAL_INSN.
+
+    The one source of these numbers for the gateware (re-exported by `tessera.hw.noc_layouts`), the models and
+    the assembler/disassembler (`firmware/insn_table.py` derives its `msg.*` entries from this enum).
+    """
+
+    PUT = (MessageFunct3.PUT << 7) | 0  # stage rs1 as the next payload word (rd <- 0)
+    SEND = (MessageFunct3.SEND << 7) | 0  # send staged words to rs1 with tag rs2; waits while one is in flight
+    TRYSEND = (MessageFunct3.SEND << 7) | 1  # as SEND, but returns 0 at once instead of waiting
+    RECV = (MessageFunct3.RECV << 7) | 0  # wait for a message, return its header (ReceivedHeader)
+    TRYRECV = (MessageFunct3.RECV << 7) | 1  # return a header, or 0 at once when the mailbox is empty
+    RECVT = (MessageFunct3.RECV << 7) | 2  # wait at most rs1 cycles; 0 on timeout
+    GET = (MessageFunct3.GET << 7) | 0  # next payload word of the received message
+    COUNT = (MessageFunct3.QUERY << 7) | 0  # complete messages waiting (not counting the one being read)
+    STATUS = (MessageFunct3.QUERY << 7) | 1  # MessageStatus word
+    FAULT = (MessageFunct3.FAULT << 7) | 0  # always traps with Cause.ASSERTION; rs1 = the reason
+
+    @property
+    def funct3(self) -> int:
+        return self.value >> 7
+
+    @property
+    def funct7(self) -> int:
+        return self.value & 0x7F
+
+    @property
+    def mnemonic(self) -> str:
+        """The assembler's name: `msg.put`, `msg.trysend`, ..."""
+        return f"msg.{self.name.lower()}"
+
+    @classmethod
+    def decode(cls, funct3: int, funct7: int) -> MessageOp | None:
+        """The instruction with these fields, or None if they are not a message instruction."""
+        try:
+            return cls((funct3 << 7) | funct7)
+        except ValueError:
+            return None
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Field helpers shared by the assembler, the disassembler and the golden model.
 

@@ -50,9 +50,9 @@ class _Step(enum.IntEnum):
     DECODE = 3  # latch and check the instruction; read the first source digit
     EXECUTE = 4  # the main serial pass: ALU into rd, compare, address or jump target into `stream`
     SLT_WRITE = 5  # SLT(I)(U): write the comparison into rd digit 0 (digits 1..7 were written 0)
-    TARGET = 6  # taken branch: pc + imm into `stream` (misaligned target traps)
+    TARGET = 6  # branch: pc <- pc + imm if taken (a misaligned target traps), else pc + 4
     LINK = 7  # JAL/JALR: rd <- pc + 4
-    INCREMENT = 8  # pc + 4 for instructions without another pass: not-taken branches, ECALL, EBREAK, FENCE
+    INCREMENT = 8  # pc + 4 for instructions without another pass: ECALL, EBREAK, FENCE
     MEM_CHECK = 9  # load/store address in `stream`: check it, keep it in `mem_addr`
     LOAD_READ = 10  # read the memory word
     CAPTURE = 11  # `stream` <- memory word or CSR value
@@ -230,9 +230,8 @@ class SerialTileCore(wiring.Component):
         imm_digit = Signal(DIGIT)
         with m.Switch(digit):
             with m.Case(0):
-                m.d.comb += imm_digit.eq(
-                    Mux(format_u, 0, Cat(Mux(format_sb, ir[7] & is_store, ir[20] & ~is_jal), Mux(format_sb, ir[8:11], ir[21:24])))
-                )
+                bit0 = Mux(format_sb, ir[7] & is_store, ir[20] & ~is_jal)
+                m.d.comb += imm_digit.eq(Mux(format_u, 0, Cat(bit0, Mux(format_sb, ir[8:11], ir[21:24]))))
             with m.Case(1):
                 m.d.comb += imm_digit.eq(Mux(format_u, 0, Cat(Mux(format_sb, ir[11], ir[24]), ir[25:28])))
             with m.Case(2):
@@ -268,11 +267,10 @@ class SerialTileCore(wiring.Component):
         alu_digit = Mux(is_alu & f3[2], logic_digit, sum_digit)
 
         unsigned_compare = Mux(is_branch, f3[1], f3[0])
-        less_now = Mux(
-            unsigned_compare, ~carry_out, Mux(op_a[DIGIT - 1] ^ b_eff[DIGIT - 1] ^ sub, op_a[DIGIT - 1], sum_digit[DIGIT - 1])
-        )
+        top = DIGIT - 1
+        less_signed = Mux(op_a[top] ^ b_eff[top] ^ sub, op_a[top], sum_digit[top])
+        less_now = Mux(unsigned_compare, ~carry_out, less_signed)
         equal_now = Mux(first_digit, 1, equal) & (sum_digit == 0)
-        taken_now = Mux(f3[2], less_now, equal_now) ^ f3[0]
 
         # -- shifter: digits arrive in result order; a funnel shifts by the remaining 0..3 bits ---------
         shift_left = ~f3[2]
@@ -337,7 +335,8 @@ class SerialTileCore(wiring.Component):
         pc_in = Mux(pc_from_sum, sum_digit, Mux(pc_from_stream, stream[0:DIGIT], incremented[0:DIGIT]))
         with m.If(pc_shift):
             # A target's bits 1..0 are cleared as it enters (bit 1 was checked, bit 0 is JALR's to drop).
-            m.d.sync += [pc.eq(Cat(pc[DIGIT:], pc_in & Mux(first_digit, 0b1100, 0b1111))), pc_carry.eq(incremented[DIGIT])]
+            entering = pc_in & Mux(first_digit, 0b1100, 0b1111)
+            m.d.sync += [pc.eq(Cat(pc[DIGIT:], entering)), pc_carry.eq(incremented[DIGIT])]
 
         m.d.comb += [
             self.bus.addr.eq(Mux(step == _Step.FETCH, pc[2:], mem_addr[2:])),
@@ -419,8 +418,9 @@ class SerialTileCore(wiring.Component):
                     ]
                     # A jump's target bit 1 is known with its first digit (for JAL it is imm[1], as pc is
                     # aligned): a misaligned jump stops here, before it links.
-                    jal_misaligned = is_jal & ir[21]
-                    misaligned_jump = first_digit & (jal_misaligned | (is_jalr & sum_digit[1]))
+                    # For JALR it is bit 1 of rs1 + imm, taken from the operands rather than from the adder.
+                    jalr_target_bit1 = rdat[1] ^ ir[21] ^ (rdat[0] & ir[20])
+                    misaligned_jump = first_digit & ((is_jal & ir[21]) | (is_jalr & jalr_target_bit1))
                     # Passes that read pc rotate it; ALU instructions (which cannot trap) also advance it.
                     # (The rotation's enable does not wait for the adder: it is on a long path otherwise.)
                     m.d.comb += [
@@ -433,10 +433,7 @@ class SerialTileCore(wiring.Component):
                         with m.If(is_slt):
                             m.d.sync += step.eq(_Step.SLT_WRITE)
                         with m.Elif(is_branch):
-                            with m.If(taken_now):
-                                start_pass(_Step.TARGET)
-                            with m.Else():
-                                start_pass(_Step.INCREMENT)
+                            start_pass(_Step.TARGET)
                         with m.Elif(is_jal | is_jalr):
                             start_pass(_Step.LINK)
                         with m.Elif(is_load | is_store):
@@ -454,11 +451,13 @@ class SerialTileCore(wiring.Component):
                 finish()
 
             with m.Case(_Step.TARGET):
+                # pc <- branch target if taken (from the flags the compare left), else pc + 4.
+                taken = Mux(f3[2], less, equal) ^ f3[0]
                 m.d.sync += [carry.eq(carry_out), count.eq(count + 1)]
-                with m.If(first_digit & ir[8]):  # target bit 1 = imm[1], as pc is aligned
+                with m.If(taken & first_digit & ir[8]):  # target bit 1 = imm[1], as pc is aligned
                     trap(Cause.INSN_MISALIGNED)
                 with m.Else():
-                    m.d.comb += [pc_shift.eq(1), pc_from_sum.eq(1)]
+                    m.d.comb += [pc_shift.eq(1), pc_from_sum.eq(taken), pc_increment.eq(1)]
                     with m.If(last_digit):
                         finish()
 
@@ -483,7 +482,7 @@ class SerialTileCore(wiring.Component):
                     with m.If(op_is(ir, Opcode.SYSTEM)):  # ECALL / EBREAK: retire, stop with pc past them
                         m.d.comb += retire.eq(1)
                         trap(Mux(ir[20], Cause.BREAKPOINT, Cause.ECALL))
-                    with m.Else():  # not-taken branch, FENCE, FENCE.I
+                    with m.Else():  # FENCE, FENCE.I
                         finish()
 
             with m.Case(_Step.MEM_CHECK):

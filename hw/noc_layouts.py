@@ -6,13 +6,18 @@ one slot: flit 0 = route header (dest, src, length), flit 1 = tag, flits 2.. = p
 half first). The slot kind is only meaningful on a slot's first flit. An ACK/NACK is the same slot with its kind
 changed: its route header still names the original sender (src) and receiver (dest).
 
-This module also holds the encoding of the message instructions (custom-0), shared by the message unit, the
-reference model (`tessera.sim.noc_model`) and the assembler.
+The encoding of the message instructions (custom-0) is defined in `tessera.firmware.isa` (`MessageFunct3`,
+`MessageOp`) and re-exported here for the message unit and the reference model (`tessera.sim.noc_model`).
 """
 
 from __future__ import annotations
 
 from amaranth.lib import data, enum
+
+# The message instructions' numbers live with the rest of the ISA (the assembler needs them without Amaranth);
+# they are re-exported here for the gateware.
+from tessera.firmware.isa import MessageFunct3 as MessageFunct3
+from tessera.firmware.isa import MessageOp as MessageOp
 
 #: Width of a node address. Tiles are 0..num_tiles-1; the host is HOST_NODE.
 NODE_BITS = 7
@@ -61,46 +66,6 @@ MessageStatus = data.StructLayout({"send_busy": 1, "_zero0": 3, "staged": 3, "_z
 
 #: Receive timeouts are counted in a timer of this width; a larger timeout is a MESSAGE_FAULT.
 TIMEOUT_BITS = 16
-
-
-class MessageFunct3(enum.IntEnum):
-    """funct3 of the custom-0 message instructions."""
-
-    PUT = 0
-    SEND = 1
-    RECV = 2
-    GET = 3
-    QUERY = 4
-
-
-class MessageOp(enum.IntEnum):
-    """Every message instruction as (funct3 << 7) | funct7; any other custom-0 funct3/funct7 is ILLEGAL_INSN."""
-
-    PUT = (MessageFunct3.PUT << 7) | 0  # stage rs1 as the next payload word (rd <- 0)
-    SEND = (MessageFunct3.SEND << 7) | 0  # send staged words to rs1 with tag rs2; waits while one is in flight
-    TRYSEND = (MessageFunct3.SEND << 7) | 1  # as SEND, but returns 0 at once instead of waiting
-    RECV = (MessageFunct3.RECV << 7) | 0  # wait for a message, return its header (MessageHeader)
-    TRYRECV = (MessageFunct3.RECV << 7) | 1  # return a header, or 0 at once when the mailbox is empty
-    RECVT = (MessageFunct3.RECV << 7) | 2  # wait at most rs1 cycles; 0 on timeout
-    GET = (MessageFunct3.GET << 7) | 0  # next payload word of the received message
-    COUNT = (MessageFunct3.QUERY << 7) | 0  # complete messages waiting (not counting the one being read)
-    STATUS = (MessageFunct3.QUERY << 7) | 1  # MessageStatus word
-
-    @property
-    def funct3(self) -> int:
-        return self.value >> 7
-
-    @property
-    def funct7(self) -> int:
-        return self.value & 0x7F
-
-    @classmethod
-    def decode(cls, funct3: int, funct7: int) -> MessageOp | None:
-        """The instruction with these fields, or None if they are not a message instruction."""
-        try:
-            return cls((funct3 << 7) | funct7)
-        except ValueError:
-            return None
 
 
 def ring_length(num_nodes: int) -> int:

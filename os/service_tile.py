@@ -23,8 +23,8 @@ from tessera.os.service_runner import Outgoing
 from tessera.sim.model import MessageReply, TileModel
 
 MASK32 = 0xFFFF_FFFF
-#: funct3 of the message unit's "fail" instruction, which traps with Cause.ASSERTION (firmware/runtime.s).
-FAULT_FUNCT3 = 7
+#: funct3 of `msg.fault`, which traps with Cause.ASSERTION (firmware/runtime.s).
+FAULT_FUNCT3 = MessageOp.FAULT.funct3
 #: Steps the model runs between checks for idleness.
 _CHUNK = 2000
 

@@ -217,7 +217,12 @@ class NocModel:
 
 
 class NodeUnit:
-    """One node's message instructions over a NocModel (implements tessera.sim.model.MessageUnit)."""
+    """One node's message instructions over a NocModel (implements tessera.sim.model.MessageUnit).
+
+    It answers what a tile's core sees on its message port in a chip, so `msg.fault` (MessageOp.FAULT) traps
+    with ASSERTION here: in the gateware the tile node (hw/tile_node.py) answers it and the message unit never
+    receives it (the unit on its own would call funct3 = 7 illegal).
+    """
 
     def __init__(self, network: NocModel, address: int) -> None:
         self.network = network
@@ -228,6 +233,8 @@ class NodeUnit:
         op = MessageOp.decode(funct3, funct7)
         if op is None:
             return MessageReply(fault=True, cause=Cause.ILLEGAL_INSN)
+        if op == MessageOp.FAULT:
+            return MessageReply(fault=True, cause=Cause.ASSERTION)
         node = self.state
         if op == MessageOp.PUT:
             if len(node.staged) == MAX_WORDS:

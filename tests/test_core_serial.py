@@ -28,7 +28,8 @@ from tessera.sim.cocotb_tile import MEM_BYTES, TEST_MODULE, TILE_ID
 from tessera.sim.encode import ECALL, addi, alu, jal, li, store
 from tessera.sim.model import TileModel
 
-_spec = importlib.util.spec_from_file_location("core_directed_suite", pathlib.Path(__file__).with_name("test_core_directed.py"))
+_DIRECTED = pathlib.Path(__file__).with_name("test_core_directed.py")
+_spec = importlib.util.spec_from_file_location("core_directed_suite", _DIRECTED)
 directed = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(directed)
 
@@ -216,7 +217,9 @@ def test_random_programs_against_the_model(first_seed: int, count: int) -> None:
 def test_c_programs() -> None:
     images = {name: compile_program(name, MEM_BYTES) for name in ("crc32", "sort", "bench")}
     batch = {
-        "images": [{"name": name, "words": image.words(), "max_cycles": C_MAX_CYCLES} for name, image in images.items()],
+        "images": [
+            {"name": name, "words": image.words(), "max_cycles": C_MAX_CYCLES} for name, image in images.items()
+        ],
         "read_words": MEM_BYTES // 4,
         "count_retired": True,
     }

@@ -67,7 +67,8 @@ def test_objdump_syntax(word: int, pc: int, plain: str, alias: str) -> None:
         0x80F0000F,  # fence with fm = 8
         0x0FF5000F,  # fence with rs1 != 0
         0x00F0000F,  # fence with an empty predecessor set
-        0x0000000B,  # custom-0: no message instructions in the table yet
+        0x0000500B,  # custom-0 with a funct3 that is no message instruction
+        0x0200700B,  # custom-0 funct3 7 (msg.fault) with funct7 = 1
         0x00200073,  # a SYSTEM word that is neither ecall nor ebreak
         0x0000B003,  # load with funct3 = 3 (ld): not RV32I
     ],

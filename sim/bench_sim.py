@@ -1,0 +1,92 @@
+"""Virtual board benchmark (`make bench-sim`): prints `name: value` lines.
+
+- sim_cycles_per_s_8, sim_cycles_per_s_16: the chip (hw/chip.py, 8 and 16 tiles) on the virtual board under
+  Verilator, booted over its link with the ping-pong demo (os/demos/pingpong) and kept busy by one long `ping`
+  request (ping and pong exchange a message every round, the host link stays idle). The figure is the board's own
+  cycle counter over a fixed wall-clock window (two `stats` readings), so boot and load time are not counted.
+- sim_cycles_per_s_8_icarus: the same on the Icarus fallback.
+- sim_build_s: a first build of the 8-tile chip (Verilog generation + Verilator compile) into an empty cache root
+  (build/bench_sim_fresh, emptied first), so earlier builds in build/vboard cannot be reused.
+- sim_rebuild_s: a second build_board call for the same chip and cache root: the cached start.
+Usage: python -m tessera.sim.bench_sim [--window SECONDS] [--skip-icarus]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from unittest import mock
+
+from tessera.os.chip import Chip
+from tessera.os.demo_host import DEMOS_ROOT, DemoSystem
+from tessera.os.image import write_image
+from tessera.os.build import build_image
+from tessera.os.link import TcpLink
+from tessera.os.manifest import parse_manifest
+from tessera.sim import virtual_board
+from tessera.sim.virtual_board import BoardBuild, ChipSpec, Simulator, VirtualBoard, build_board
+
+FRESH_ROOT = virtual_board.PROJECT_ROOT / "build" / "bench_sim_fresh"
+#: Far more rounds than any window lasts: ping is still bouncing when the board is stopped.
+PING_ROUNDS = 100_000_000
+
+
+def pingpong_image(tiles: int, folder: Path) -> Path:
+    """The ping-pong demo's image for a chip of `tiles` tiles (the demo's manifest with its chip size changed)."""
+    manifest_path = DEMOS_ROOT / "pingpong" / "app.toml"
+    text = manifest_path.read_text()
+    if "tiles = 8" not in text:
+        raise RuntimeError(f"{manifest_path}: expected 'tiles = 8' in [chip] to resize the demo")
+    manifest = parse_manifest(text.replace("tiles = 8", f"tiles = {tiles}", 1), manifest_path)
+    path = folder / f"pingpong_{tiles}.tsi"
+    write_image(build_image(manifest), path)
+    return path
+
+
+def busy_cycles_per_s(build: BoardBuild, tiles: int, window_s: float) -> float:
+    """Boot ping-pong on a fresh board of `build`, start a long ping, and return cycles/s over `window_s`."""
+    with tempfile.TemporaryDirectory() as folder, VirtualBoard.start(build, pty=False) as board:
+        image = pingpong_image(tiles, Path(folder))
+        with TcpLink(board.endpoints.host, board.endpoints.port) as link:
+            system = DemoSystem(Chip(link), image, events=io.StringIO())
+            system.send("ping", [PING_ROUNDS])
+            time.sleep(0.2)  # ping is past its request and in its loop
+            before = board.stats()
+            time.sleep(window_s)
+            after = board.stats()
+    return (after["cycles"] - before["cycles"]) / (after["seconds"] - before["seconds"])
+
+
+def fresh_and_cached_build(spec: ChipSpec) -> tuple[BoardBuild, BoardBuild]:
+    """Build `spec` into an emptied cache root, then ask again (the cached start); both builds stay usable."""
+    shutil.rmtree(FRESH_ROOT, ignore_errors=True)
+    with mock.patch.object(virtual_board, "BUILD_ROOT", FRESH_ROOT):
+        first = build_board(spec)
+        second = build_board(spec)
+    if not first.rebuilt or second.rebuilt:
+        raise RuntimeError(f"cache misbehaved: first rebuilt={first.rebuilt}, second rebuilt={second.rebuilt}")
+    return first, second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--window", type=float, default=5.0, help="wall-clock seconds of each speed measurement")
+    parser.add_argument("--skip-icarus", action="store_true")
+    args = parser.parse_args()
+    first, cached = fresh_and_cached_build(ChipSpec(params={"tiles": 8}))
+    print(f"sim_cycles_per_s_8: {busy_cycles_per_s(first, 8, args.window):.0f}")
+    print(f"sim_cycles_per_s_16: {busy_cycles_per_s(build_board(ChipSpec(params={'tiles': 16})), 16, args.window):.0f}")
+    print(f"sim_build_s: {first.seconds:.1f}")
+    print(f"sim_rebuild_s: {cached.seconds:.2f}")
+    if not args.skip_icarus:
+        simulator: Simulator = "icarus"
+        icarus = build_board(ChipSpec(params={"tiles": 8}), simulator=simulator)
+        print(f"sim_cycles_per_s_8_icarus: {busy_cycles_per_s(icarus, 8, args.window):.0f}")
+
+
+if __name__ == "__main__":
+    main()
