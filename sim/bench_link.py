@@ -41,6 +41,7 @@ from tessera.hw.noc_layouts import HOST_NODE, NODE_BITS, MessageOp, SlotKind
 from tessera.os.chip import Chip
 from tessera.os.link import Link
 from tessera.os.protocol import (
+    ChipInfo,
     Command,
     ReadMem,
     Reply,
@@ -112,6 +113,7 @@ class Exchange:
 
 @dataclass
 class RtlFigures:
+    info: ChipInfo
     write_turnaround: int = 0
     read_turnaround: int = 0
     echo_roundtrip_cycles: int = 0
@@ -120,7 +122,7 @@ class RtlFigures:
 
 def measure_rtl() -> RtlFigures:
     chip = TesseraChip(tiles=TILES, link="bytes", clock_hz=CLOCK_HZ, baud=LINK_BAUD)
-    figures = RtlFigures()
+    figures = RtlFigures(chip.info)
     max_words = chip.info.max_words
 
     async def testbench(ctx) -> None:
@@ -214,9 +216,8 @@ def measure_rtl() -> RtlFigures:
 class ModelLink(Link):
     """A link to the bridge's reference model that records each command's request and reply sizes in bytes."""
 
-    def __init__(self, chip: TesseraChip) -> None:
+    def __init__(self, info: ChipInfo) -> None:
         super().__init__("model:bridge")
-        info = chip.info
         self._model = BridgeModel(info, FakeTileArray(info.tile_count, (1 << info.mem_log2) // 4), FakeNetwork())
         self._incoming = b""
         self.exchanges: list[tuple[int, int, int]] = []  # (opcode, request bytes, reply bytes)
@@ -228,9 +229,11 @@ class ModelLink(Link):
         pass
 
     def write(self, data: bytes) -> None:
+        frames = list(SlipDecoder().feed(data))
+        if len(frames) != 1:
+            raise RuntimeError(f"expected one frame per write from the client, got {len(frames)}")
         reply = self._model.feed(data)
-        opcode = SlipDecoder().feed(data)[0].body[0] & 0x1F
-        self.exchanges.append((opcode, len(data), len(reply)))
+        self.exchanges.append((frames[0].body[0] & 0x1F, len(data), len(reply)))
         self._incoming += reply
 
     def _read(self, timeout: float | None) -> bytes:
@@ -239,12 +242,11 @@ class ModelLink(Link):
 
 
 def image_load_seconds(figures: RtlFigures) -> float:
-    chip = TesseraChip(tiles=TILES, link="bytes", clock_hz=CLOCK_HZ, baud=LINK_BAUD)
-    link = ModelLink(chip).open()
+    link = ModelLink(figures.info).open()
     client = Chip(link)
     link.exchanges.clear()  # IDENTIFY at connection is not part of the load
     rng = random.Random(7)
-    mem_bytes = 1 << chip.info.mem_log2
+    mem_bytes = 1 << figures.info.mem_log2
     for tile in range(TILES):
         client.load(tile, rng.randbytes(mem_bytes))
     turnaround = {WriteMem.opcode: figures.write_turnaround, ReadMem.opcode: figures.read_turnaround}
@@ -256,8 +258,7 @@ def image_load_seconds(figures: RtlFigures) -> float:
     return line_bits / LINK_BAUD + chip_cycles / CLOCK_HZ
 
 
-def bridge_cells() -> int:
-    info = TesseraChip(tiles=TILES, link="uart", clock_hz=CLOCK_HZ, baud=LINK_BAUD).info
+def bridge_cells(info: ChipInfo) -> int:
     return synthesize(HostLink(info=info, baud=LINK_BAUD), "bench_host_link", pack_only=True).logic_cells
 
 
@@ -271,7 +272,7 @@ def main() -> None:
     print(f"image_load_s: {image_load_seconds(figures):.3f}")
     print(f"down_latency_cycles: {figures.down_latency}")
     if not args.skip_synth:
-        print(f"bridge_lcs: {bridge_cells()}")
+        print(f"bridge_lcs: {bridge_cells(figures.info)}")
 
 
 if __name__ == "__main__":

@@ -118,9 +118,12 @@ def test_halt_at_any_cycle_keeps_the_architectural_state_exact(delay):
             await ctx.tick().repeat(12 + delay)
             if driver.status()[0] != TileState.RUNNING:
                 break
-            await stop_with(driver, tile.halt, TileState.HALTED)
+            await driver.pulse(tile.halt)
+            assert await driver.wait_stopped(INSTRUCTION_CYCLES) < INSTRUCTION_CYCLES
+            if driver.status()[0] != TileState.HALTED:  # the instruction in flight was the ECALL
+                break
             halts += 1
-        assert halts >= 3
+        assert halts >= 2
         assert driver.status() == (TileState.TRAPPED, Cause.ECALL, 4 * len(code))
         assert await driver.read_words(0x40, 2) == [2, 8]
         assert driver.registers()[2] == 8
