@@ -9,6 +9,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from tessera.hw.tile import CORES
 from tessera.hw.chip import LINKS, TesseraChip
 
 
@@ -21,6 +22,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clock-hz", type=int, default=12_000_000)
     parser.add_argument("--baud", type=int, default=115_200)
     parser.add_argument("--max-words", type=int, default=32, help="words per WRITE_MEM/READ_MEM frame")
+    parser.add_argument("--core", choices=CORES, default="parallel", help="tile core (docs/core.md)")
     parser.add_argument("-o", "--output", type=Path, default=Path("tessera_chip.v"), help="Verilog file to write")
     parser.add_argument("--name", default="tessera_chip", help="Verilog module name")
     return parser
@@ -37,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             clock_hz=args.clock_hz,
             baud=args.baud,
             max_words=args.max_words,
+            core=args.core,
         )
     except ValueError as error:
         print(f"python -m tessera.hw: {error}", file=sys.stderr)

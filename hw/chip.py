@@ -19,6 +19,7 @@ from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import phase_at_reset
 from tessera.hw.noc_layouts import HOST_NODE, MAX_TILES, MAX_WORDS, Flit, ring_length
 from tessera.hw.tile_fanout import TileFanout
+from tessera.hw.tile import core_class
 from tessera.hw.tile_node import TileNode
 from tessera.os.protocol import MAX_WORDS_LIMIT, PROTOCOL_VERSION, ChipInfo, Feature, StatusWord
 
@@ -34,7 +35,8 @@ class TesseraChip(wiring.Component):
     """Parameters: `tiles` (1..126), `mem_bytes` (per tile, a power of two >= 1024), `mailbox_depth`, `link`
     ("uart": pins `uart_rx`/`uart_tx`; "bytes": byte streams `rx`/`tx` for the virtual board), `clock_hz`, `baud`
     (UART rate; the divisor is round(clock_hz / baud)), `max_words` (words per WRITE_MEM/READ_MEM frame),
-    `retry_delay` (network NACK back-off), `counter_bits` (per-tile message counters).
+    `retry_delay` (network NACK back-off), `counter_bits` (per-tile message counters), `core` ("parallel" or
+    "serial", see `tessera.hw.tile.CORES`).
 
     `info` is what IDENTIFY reports. The chip-wide 64-bit cycle counter starts at 0 on reset.
     """
@@ -51,10 +53,12 @@ class TesseraChip(wiring.Component):
         max_words: int = 32,
         retry_delay: int = 32,
         counter_bits: int = 16,
+        core: str = "parallel",
     ) -> None:
         if not 1 <= tiles <= MAX_TILES - 1:
             raise ValueError(f"tiles={tiles}: a chip has 1..{MAX_TILES - 1} tiles")
         check_mem_bytes(mem_bytes)
+        core_class(core)  # refuses an unknown core name before anything is built
         if link not in LINKS:
             raise ValueError(f"link={link!r}: expected one of {', '.join(LINKS)}")
         if not 1 <= max_words <= MAX_WORDS_LIMIT:
@@ -66,6 +70,7 @@ class TesseraChip(wiring.Component):
         self._baud = baud
         self._retry_delay = retry_delay
         self._counter_bits = counter_bits
+        self._core = core
         self._info = ChipInfo(
             protocol_version=PROTOCOL_VERSION,
             tile_count=tiles,
@@ -96,6 +101,7 @@ class TesseraChip(wiring.Component):
                 mailbox_depth=mailbox_depth,
                 retry_delay=retry_delay,
                 counter_bits=counter_bits,
+                core=core,
             )
             for index in range(tiles)
         ]
@@ -115,7 +121,8 @@ class TesseraChip(wiring.Component):
         nodes = self._tiles + 1
         return "\n".join(
             [
-                f"Tessera chip: {self._tiles} tiles x {self._mem_bytes} B memory, mailbox depth {self._mailbox_depth}",
+                f"Tessera chip: {self._tiles} tiles x {self._mem_bytes} B memory, {self._core} core, "
+                f"mailbox depth {self._mailbox_depth}",
                 f"network: slotted ring of {nodes} nodes (host = node {HOST_NODE}), {ring_length(nodes)} registers, "
                 f"{MAX_WORDS} words per message, retry delay {self._retry_delay} cycles",
                 f"host link: {link}, protocol v{info.protocol_version}, up to {info.max_words} words per frame",

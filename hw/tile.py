@@ -11,9 +11,23 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from tessera.firmware.isa import TileState
+from tessera.hw.core_serial import SerialTileCore
 from tessera.hw.core import MemoryBusSignature, MessageSignature, TileCore, check_mem_bytes
 
-__all__ = ["Tile"]
+__all__ = ["CORES", "Tile", "core_class"]
+
+#: The tile cores by name: "parallel" (TileCore: 32-bit multi-cycle, CPI ~4.8, 2 EBR register file) and "serial"
+#: (SerialTileCore: nibble-serial, CPI ~18, 1 EBR, higher Fmax). Both implement the same contract (docs/core.md).
+CORES = ("parallel", "serial")
+
+
+def core_class(name: str) -> type[TileCore] | type[SerialTileCore]:
+    """The core component class called `name` (one of CORES)."""
+    if name == "parallel":
+        return TileCore
+    if name == "serial":
+        return SerialTileCore
+    raise ValueError(f"core={name!r}: expected one of {', '.join(CORES)}")
 
 
 class Tile(wiring.Component):
@@ -25,10 +39,10 @@ class Tile(wiring.Component):
     status ports are the core's (see `TileCore`).
     """
 
-    def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False):
+    def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False, core: str = "parallel"):
         addr_width = check_mem_bytes(mem_bytes)
         self._mem_bytes = mem_bytes
-        self._core = TileCore(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit)
+        self._core = core_class(core)(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit)
         self._memory = memory.Memory(shape=32, depth=mem_bytes // 4, init=[])
         members = {
             "debug": In(MemoryBusSignature(addr_width)),
@@ -48,7 +62,7 @@ class Tile(wiring.Component):
         super().__init__(members)
 
     @property
-    def core(self) -> TileCore:
+    def core(self) -> TileCore | SerialTileCore:
         return self._core
 
     @property

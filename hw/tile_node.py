@@ -17,7 +17,7 @@ from tessera.hw.tile_fanout import TilePortSignature
 from tessera.os.protocol import ConfigRegister
 
 #: custom-0 funct3 of `msg.fault` (funct7 = 0): trap with Cause.ASSERTION, rs1 = the reason (docs/network.md).
-FAULT_FUNCT3 = 7
+FAULT_FUNCT3 = MessageFunct3.FAULT
 #: The watchdog counts in steps of 2**WATCHDOG_SHIFT cycles (a 16-bit count then covers 2**24 cycles).
 WATCHDOG_SHIFT = 8
 WATCHDOG_BITS = 16
@@ -58,11 +58,12 @@ class TileNode(wiring.Component):
         mailbox_depth: int = 8,
         retry_delay: int = 32,
         counter_bits: int = 16,
+        core: str = "parallel",
     ) -> None:
         addr_bits = check_mem_bytes(mem_bytes)
         self._tile_id = tile_id
         self._num_tiles = num_tiles
-        self._tile = Tile(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=True)
+        self._tile = Tile(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=True, core=core)
         self._unit = MessageUnit(
             address=tile_id,
             num_tiles=num_tiles,
