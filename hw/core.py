@@ -33,6 +33,31 @@ def check_mem_bytes(mem_bytes: int) -> int:
     return mem_bytes.bit_length() - 1 - 2
 
 
+def check_tile_id(tile_id: int) -> None:
+    """Refuse a tile number that does not fit mhartid."""
+    if not 0 <= tile_id < 1 << 32:
+        raise ValueError(f"tile_id {tile_id} does not fit 32 bits")
+
+
+def control_members(has_message_unit: bool) -> dict[str, wiring.Member]:
+    """The control, status and cycle-counter ports that a core and a tile both have (plus the message port)."""
+    members = {
+        "run": In(1),
+        "halt": In(1),
+        "reset_pc": In(1),
+        "fault_in_valid": In(1),
+        "fault_in_cause": In(5),
+        "state": Out(2),
+        "cause": Out(5),
+        "pc": Out(32),
+        "retired": Out(1),
+        "cycle": In(64),
+    }
+    if has_message_unit:
+        members["message"] = Out(MessageSignature())
+    return members
+
+
 class MemoryBusSignature(wiring.Signature):
     """A word-addressed memory port seen from its initiator: read data arrives the cycle after `re`."""
 
@@ -99,28 +124,12 @@ class TileCore(wiring.Component):
 
     def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False):
         addr_width = check_mem_bytes(mem_bytes)
-        if not 0 <= tile_id < 1 << 32:
-            raise ValueError(f"tile_id {tile_id} does not fit 32 bits")
+        check_tile_id(tile_id)
         self._mem_bytes = mem_bytes
         self._addr_width = addr_width
         self._tile_id = tile_id
         self._has_message_unit = has_message_unit
-        members = {
-            "bus": Out(MemoryBusSignature(addr_width)),
-            "run": In(1),
-            "halt": In(1),
-            "reset_pc": In(1),
-            "fault_in_valid": In(1),
-            "fault_in_cause": In(5),
-            "state": Out(2),
-            "cause": Out(5),
-            "pc": Out(32),
-            "retired": Out(1),
-            "cycle": In(64),
-        }
-        if has_message_unit:
-            members["message"] = Out(MessageSignature())
-        super().__init__(members)
+        super().__init__({"bus": Out(MemoryBusSignature(addr_width)), **control_members(has_message_unit)})
         self._registers = memory.Memory(shape=32, depth=32, init=[])
 
     @property

@@ -33,7 +33,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from tessera.firmware.isa import Cause, Csr, Opcode, TileState
-from tessera.hw.core import MemoryBusSignature, MessageSignature, check_mem_bytes
+from tessera.hw.core import MemoryBusSignature, check_mem_bytes, check_tile_id, control_members
 
 __all__ = ["SerialTileCore"]
 
@@ -117,28 +117,12 @@ class SerialTileCore(wiring.Component):
 
     def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False):
         addr_width = check_mem_bytes(mem_bytes)
-        if not 0 <= tile_id < 1 << 32:
-            raise ValueError(f"tile_id {tile_id} does not fit 32 bits")
+        check_tile_id(tile_id)
         self._mem_bytes = mem_bytes
         self._addr_width = addr_width
         self._tile_id = tile_id
         self._has_message_unit = has_message_unit
-        members = {
-            "bus": Out(MemoryBusSignature(addr_width)),
-            "run": In(1),
-            "halt": In(1),
-            "reset_pc": In(1),
-            "fault_in_valid": In(1),
-            "fault_in_cause": In(5),
-            "state": Out(2),
-            "cause": Out(5),
-            "pc": Out(32),
-            "retired": Out(1),
-            "cycle": In(64),
-        }
-        if has_message_unit:
-            members["message"] = Out(MessageSignature())
-        super().__init__(members)
+        super().__init__({"bus": Out(MemoryBusSignature(addr_width)), **control_members(has_message_unit)})
         self._registers = memory.Memory(shape=DIGIT, depth=32 * DIGITS, init=[])
 
     @property

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux
 from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from tessera.firmware.isa import TileState
 from tessera.hw.core_serial import SerialTileCore
-from tessera.hw.core import MemoryBusSignature, MessageSignature, TileCore, check_mem_bytes
+from tessera.hw.core import MemoryBusSignature, TileCore, check_mem_bytes, control_members
 
 __all__ = ["CORES", "Tile", "core_class"]
 
@@ -44,22 +44,7 @@ class Tile(wiring.Component):
         self._mem_bytes = mem_bytes
         self._core = core_class(core)(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit)
         self._memory = memory.Memory(shape=32, depth=mem_bytes // 4, init=[])
-        members = {
-            "debug": In(MemoryBusSignature(addr_width)),
-            "run": In(1),
-            "halt": In(1),
-            "reset_pc": In(1),
-            "fault_in_valid": In(1),
-            "fault_in_cause": In(5),
-            "state": Out(2),
-            "cause": Out(5),
-            "pc": Out(32),
-            "retired": Out(1),
-            "cycle": In(64),
-        }
-        if has_message_unit:
-            members["message"] = Out(MessageSignature())
-        super().__init__(members)
+        super().__init__({"debug": In(MemoryBusSignature(addr_width)), **control_members(has_message_unit)})
 
     @property
     def core(self) -> TileCore | SerialTileCore:
