@@ -31,6 +31,9 @@ from tessera.sim import virtual_board
 from tessera.sim.virtual_board import BoardBuild, ChipSpec, Simulator, VirtualBoard, build_board
 
 FRESH_ROOT = virtual_board.PROJECT_ROOT / "build" / "bench_sim_fresh"
+#: Seconds the host client waits for a command's reply: Icarus boards answer in tens of milliseconds, not in
+#: the client's default half second.
+REPLY_TIMEOUT_S = {"verilator": 2.0, "icarus": 30.0}
 #: Far more rounds than any window lasts: ping is still bouncing when the board is stopped.
 PING_ROUNDS = 100_000_000
 
@@ -52,7 +55,8 @@ def busy_cycles_per_s(build: BoardBuild, tiles: int, window_s: float) -> float:
     with tempfile.TemporaryDirectory() as folder, VirtualBoard.start(build, pty=False) as board:
         image = pingpong_image(tiles, Path(folder))
         with TcpLink(board.endpoints.host, board.endpoints.port) as link:
-            system = DemoSystem(Chip(link), image, events=io.StringIO())
+            chip = Chip(link, reply_timeout=REPLY_TIMEOUT_S[build.simulator])
+            system = DemoSystem(chip, image, events=io.StringIO())
             system.send("ping", [PING_ROUNDS])
             time.sleep(0.2)  # ping is past its request and in its loop
             before = board.stats()
