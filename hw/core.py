@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -37,6 +37,44 @@ def check_tile_id(tile_id: int) -> None:
     """Refuse a tile number that does not fit mhartid."""
     if not 0 <= tile_id < 1 << 32:
         raise ValueError(f"tile_id {tile_id} does not fit 32 bits")
+
+
+def instruction_is_legal(m: Module, word: Value, has_message_unit: bool) -> Signal:
+    """Whether `word` is an instruction the tile executes (the legality rules of docs/isa.md)."""
+    f3 = word[12:15]
+    f7 = word[25:32]
+    csr_number = word[20:32]
+    # cycle 0xC00, time 0xC01, cycleh 0xC80, timeh 0xC81 differ only in bits 7 and 0; mhartid is 0xF14.
+    csr_known = ((csr_number[8:12] == 0xC) & (csr_number[1:7] == 0)) | (csr_number == Csr.MHARTID)
+    csr_read = f3[1] & (word[15:20] == 0) & csr_known  # CSRRS/CSRRC with rs1 = x0, CSRRSI/CSRRCI with uimm = 0
+    ecall_or_ebreak = (word[21:32] == 0) & (word[7:20] == 0)
+    f7_zero = f7 == 0
+    f7_alt = f7 == 0b0100000
+    shift = f3[0:2] == 0b01
+    legal = Signal()
+    with m.Switch(word[2:7]):
+        with m.Case(Opcode.LOAD >> 2):
+            m.d.comb += legal.eq((f3 != 0b011) & (f3[1:3] != 0b11))
+        with m.Case(Opcode.STORE >> 2):
+            m.d.comb += legal.eq(~f3[2] & (f3 != 0b011))
+        with m.Case(Opcode.OP_IMM >> 2):
+            m.d.comb += legal.eq(~shift | f7_zero | (f3[2] & f7_alt))
+        with m.Case(Opcode.OP >> 2):
+            m.d.comb += legal.eq(f7_zero | (f7_alt & ((f3 == 0b000) | (f3 == 0b101))))
+        with m.Case(Opcode.BRANCH >> 2):
+            m.d.comb += legal.eq(f3[1:3] != 0b01)
+        with m.Case(Opcode.JALR >> 2):
+            m.d.comb += legal.eq(f3 == 0)
+        with m.Case(Opcode.JAL >> 2, Opcode.LUI >> 2, Opcode.AUIPC >> 2):
+            m.d.comb += legal.eq(1)
+        with m.Case(Opcode.MISC_MEM >> 2):
+            m.d.comb += legal.eq(f3[1:3] == 0)
+        with m.Case(Opcode.SYSTEM >> 2):
+            m.d.comb += legal.eq(ecall_or_ebreak | csr_read)
+        if has_message_unit:
+            with m.Case(Opcode.CUSTOM0 >> 2):
+                m.d.comb += legal.eq(1)
+    return legal & (word[0:2] == 0b11)
 
 
 def control_members(has_message_unit: bool) -> dict[str, wiring.Member]:
@@ -149,44 +187,6 @@ class TileCore(wiring.Component):
         if not 0 <= index < 32:
             raise ValueError(f"register index {index} out of range 0..31")
         return 0 if index == 0 else ctx.get(self._registers.data[index])
-
-    def _legal(self, m: Module, word) -> Signal:
-        """Whether `word` is an instruction this core executes (checked as it arrives from memory)."""
-        f3 = word[12:15]
-        f7 = word[25:32]
-        csr_number = word[20:32]
-        # cycle 0xC00, time 0xC01, cycleh 0xC80, timeh 0xC81 differ only in bits 7 and 0; mhartid 0xF14.
-        csr_known = ((csr_number[8:12] == 0xC) & (csr_number[1:7] == 0)) | (csr_number == Csr.MHARTID)
-        csr_read = f3[1] & (word[15:20] == 0) & csr_known  # CSRRS/CSRRC rs1 = x0, CSRRSI/CSRRCI uimm = 0
-        # ECALL / EBREAK: everything but bit 20 (which tells them apart) is the SYSTEM opcode and zeros.
-        ecall_or_ebreak = (word[21:32] == 0) & (word[7:20] == 0)
-        f7_zero = f7 == 0
-        f7_alt = f7 == 0b0100000
-        shift = f3[0:2] == 0b01
-        legal = Signal()
-        with m.Switch(word[2:7]):
-            with m.Case(Opcode.LOAD >> 2):
-                m.d.comb += legal.eq((f3 != 0b011) & (f3[1:3] != 0b11))
-            with m.Case(Opcode.STORE >> 2):
-                m.d.comb += legal.eq(~f3[2] & (f3 != 0b011))
-            with m.Case(Opcode.OP_IMM >> 2):
-                m.d.comb += legal.eq(~shift | f7_zero | (f3[2] & f7_alt))
-            with m.Case(Opcode.OP >> 2):
-                m.d.comb += legal.eq(f7_zero | (f7_alt & ((f3 == 0b000) | (f3 == 0b101))))
-            with m.Case(Opcode.BRANCH >> 2):
-                m.d.comb += legal.eq(f3[1:3] != 0b01)
-            with m.Case(Opcode.JALR >> 2):
-                m.d.comb += legal.eq(f3 == 0)
-            with m.Case(Opcode.JAL >> 2, Opcode.LUI >> 2, Opcode.AUIPC >> 2):
-                m.d.comb += legal.eq(1)
-            with m.Case(Opcode.MISC_MEM >> 2):
-                m.d.comb += legal.eq(f3[1:3] == 0)
-            with m.Case(Opcode.SYSTEM >> 2):
-                m.d.comb += legal.eq(ecall_or_ebreak | csr_read)
-            if self._has_message_unit:
-                with m.Case(Opcode.CUSTOM0 >> 2):
-                    m.d.comb += legal.eq(1)
-        return legal & (word[0:2] == 0b11)
 
     def elaborate(self, platform):
         m = Module()
@@ -367,7 +367,7 @@ class TileCore(wiring.Component):
                     rs2_first |= op_is(word, Opcode.CUSTOM0)
                 m.d.comb += [rf_rd.en.eq(1), rf_rd.addr.eq(Mux(rs2_first, word[20:25], word[15:20]))]
                 m.d.sync += [ir.eq(word), redirect.eq(0), step.eq(_Step.EXEC1)]
-                with m.If(~self._legal(m, word)):
+                with m.If(~instruction_is_legal(m, word, self._has_message_unit)):
                     trap(Cause.ILLEGAL_INSN)
 
             with m.Case(_Step.EXEC1):

@@ -28,12 +28,18 @@ from __future__ import annotations
 
 import enum
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
-from tessera.firmware.isa import Cause, Csr, Opcode, TileState
-from tessera.hw.core import MemoryBusSignature, check_mem_bytes, check_tile_id, control_members
+from tessera.firmware.isa import Cause, Opcode, TileState
+from tessera.hw.core import (
+    MemoryBusSignature,
+    check_mem_bytes,
+    check_tile_id,
+    control_members,
+    instruction_is_legal,
+)
 
 __all__ = ["SerialTileCore"]
 
@@ -63,44 +69,6 @@ class _Step(enum.IntEnum):
     SHIFT_AMOUNT = 16  # SLL/SRL/SRA: read rs2[4:0]
     SHIFT = 17  # shift rs1 into rd
     MESSAGE = 18  # waiting for the message unit
-
-
-def _instruction_is_legal(m: Module, word: Value, has_message_unit: bool) -> Signal:
-    """Whether `word` is an instruction the tile executes (the legality rules of docs/isa.md)."""
-    f3 = word[12:15]
-    f7 = word[25:32]
-    csr_number = word[20:32]
-    # cycle 0xC00, time 0xC01, cycleh 0xC80, timeh 0xC81 differ only in bits 7 and 0; mhartid is 0xF14.
-    csr_known = ((csr_number[8:12] == 0xC) & (csr_number[1:7] == 0)) | (csr_number == Csr.MHARTID)
-    csr_read = f3[1] & (word[15:20] == 0) & csr_known  # CSRRS/CSRRC with rs1 = x0, CSRRSI/CSRRCI with uimm = 0
-    ecall_or_ebreak = (word[21:32] == 0) & (word[7:20] == 0)
-    f7_zero = f7 == 0
-    f7_alt = f7 == 0b0100000
-    shift = f3[0:2] == 0b01
-    legal = Signal()
-    with m.Switch(word[2:7]):
-        with m.Case(Opcode.LOAD >> 2):
-            m.d.comb += legal.eq((f3 != 0b011) & (f3[1:3] != 0b11))
-        with m.Case(Opcode.STORE >> 2):
-            m.d.comb += legal.eq(~f3[2] & (f3 != 0b011))
-        with m.Case(Opcode.OP_IMM >> 2):
-            m.d.comb += legal.eq(~shift | f7_zero | (f3[2] & f7_alt))
-        with m.Case(Opcode.OP >> 2):
-            m.d.comb += legal.eq(f7_zero | (f7_alt & ((f3 == 0b000) | (f3 == 0b101))))
-        with m.Case(Opcode.BRANCH >> 2):
-            m.d.comb += legal.eq(f3[1:3] != 0b01)
-        with m.Case(Opcode.JALR >> 2):
-            m.d.comb += legal.eq(f3 == 0)
-        with m.Case(Opcode.JAL >> 2, Opcode.LUI >> 2, Opcode.AUIPC >> 2):
-            m.d.comb += legal.eq(1)
-        with m.Case(Opcode.MISC_MEM >> 2):
-            m.d.comb += legal.eq(f3[1:3] == 0)
-        with m.Case(Opcode.SYSTEM >> 2):
-            m.d.comb += legal.eq(ecall_or_ebreak | csr_read)
-        if has_message_unit:
-            with m.Case(Opcode.CUSTOM0 >> 2):
-                m.d.comb += legal.eq(1)
-    return legal & (word[0:2] == 0b11)
 
 
 class SerialTileCore(wiring.Component):
@@ -370,7 +338,7 @@ class SerialTileCore(wiring.Component):
                 m.d.sync += [ir.eq(word), shamt.eq(word[20:25]), count.eq(0), second.eq(0)]
                 opcode = word[2:7]
                 word_f3 = word[12:15]
-                with m.If(~_instruction_is_legal(m, word, self._has_message_unit)):
+                with m.If(~instruction_is_legal(m, word, self._has_message_unit)):
                     trap(Cause.ILLEGAL_INSN)
                 with m.Elif(opcode == Opcode.SYSTEM >> 2):
                     m.d.sync += step.eq(Mux(word_f3 == 0, _Step.INCREMENT, _Step.CAPTURE))
