@@ -43,7 +43,7 @@ test: setup
 bench: bench-core bench-noc bench-link bench-sim bench-fit
 
 bench-core: setup
-	$(PY) -m tessera.sim.bench_core
+	$(PY) -m tessera.sim.bench_core $(if $(CORE),--core $(CORE))
 
 # 10^6 messages through the 8-tile network under Verilator, then 16 and 64 tiles: over 25 min on a loaded
 # two-core machine; `python -m tessera.sim.bench_noc --messages N` for a shorter run.

@@ -3,6 +3,7 @@
 Contract for the chip (hw/chip.py's Chip): a wiring.Component with `uart_rx: In(1)` and
 `uart_tx: Out(1)` (idle high), clocked by the "sync" domain; optionally `leds: Out(n)` and `buttons: In(n)`
 (the I/O node's pins, see hw/io_node.py), wired to as many of the board's LEDs/buttons as both sides have.
+`io_pins(board)` says how many the board has, which is what the board builds ask the chip for.
 
 The sync clock is the PLL output, computed by `tessera.boards.pll` for `clock_hz`; nextpnr derives its timing
 constraint from the PLL's parameters and the 12 MHz input (the build also passes the target as `--freq`).
@@ -17,6 +18,7 @@ from amaranth.lib import io, wiring
 
 from tessera.boards.board import Board, ClockSource
 from tessera.boards.pll import PllConfig, pll_config
+from tessera.hw.io_node import MAX_PINS
 
 #: Reset held this long after PLL lock (5x the block RAMs' ~3 us wake-up, as Amaranth's own iCE40 reset does).
 POWER_ON_DELAY_S = 15e-6
@@ -102,6 +104,12 @@ class BoardTop(Elaboratable):
                 "SB_HFOSC", i_CLKHFEN=1, i_CLKHFPU=1, p_CLKHF_DIV=HFOSC_DIV_12MHZ, o_CLKHF=reference
             )
             m.submodules.pll = Instance("SB_PLL40_CORE", i_REFERENCECLK=reference, o_PLLOUTGLOBAL=pll_clock, **common)
+
+
+def io_pins(board: Board) -> dict[str, int]:
+    """The chip parameters `leds`/`buttons` for `board`: its LEDs and buttons, at most MAX_PINS each."""
+    platform = board.platform()
+    return {"leds": min(MAX_PINS, _count(platform, "led")), "buttons": min(MAX_PINS, _count(platform, "button"))}
 
 
 def _count(platform, name: str) -> int:

@@ -26,7 +26,7 @@ from amaranth.lib import wiring
 
 from tessera.boards import hx8k, icebreaker, icestick, upduino
 from tessera.boards.board import Board
-from tessera.boards.board_top import BoardTop
+from tessera.boards.board_top import BoardTop, io_pins
 from tessera.boards.pll import PllError, pll_config
 from tessera.hw.chip import Chip
 from tessera.sim import toolchain
@@ -109,14 +109,18 @@ class BuildResult:
         return None
 
 
-def make_chip(*, tile_count: int, mem_bytes: int, mailbox_depth: int, clock_hz: int, baud: int) -> wiring.Component:
-    """The chip top for a board build (hw/chip.py's Chip with the UART link)."""
+def make_chip(
+    *, tile_count: int, mem_bytes: int, mailbox_depth: int, clock_hz: int, baud: int, leds: int = 0, buttons: int = 0
+) -> wiring.Component:
+    """The chip top for a board build (hw/chip.py's Chip with the UART link, and the board's LEDs/buttons)."""
     return Chip(
         tile_count=tile_count,
         mem_bytes=mem_bytes,
         mailbox_depth=mailbox_depth,
         uart_divisor=round(clock_hz / baud),
         clock_hz=clock_hz,
+        leds=leds,
+        buttons=buttons,
     )
 
 
@@ -191,7 +195,8 @@ def build(
                 f"(PLL DIVR={pll.divr} DIVF={pll.divf} DIVQ={pll.divq}) in {_relative(build_dir)}")
     _say(quiet, "  [1/4] elaborating the design (Amaranth -> RTLIL)")
     chip = chip_factory(
-        tile_count=tiles, mem_bytes=mem_bytes, mailbox_depth=mailbox_depth, clock_hz=round(pll.output_hz), baud=baud
+        tile_count=tiles, mem_bytes=mem_bytes, mailbox_depth=mailbox_depth, clock_hz=round(pll.output_hz), baud=baud,
+        **io_pins(board),
     )
     platform = board.platform()
     plan = platform.prepare(BoardTop(board, chip, pll), name=TOP_NAME)

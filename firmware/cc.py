@@ -21,6 +21,9 @@ from pathlib import Path
 C_DIR = Path(__file__).resolve().parent / "c"
 CRT0 = C_DIR / "crt0.s"
 LINKER_SCRIPT = C_DIR / "tile.ld"
+#: Services on the tile runtime: linked after it by service.ld (which includes runtime.ld), with tessera.h.
+SERVICE_LINKER_SCRIPT = C_DIR / "service.ld"
+INCLUDE_DIR = Path(__file__).resolve().parent / "include"
 TOOL_PREFIX = "riscv64-unknown-elf-"
 
 #: The tile's base ISA. GCC 12 puts CSR instructions in the separate zicsr extension: a program that reads
@@ -127,6 +130,22 @@ def compile_program(
         data = binary.read_bytes()
         symbols = _symbols(_run([TOOL_PREFIX + "nm", "-S", "--defined-only", str(elf)]))
     return Image(data=data, symbols=symbols, mem_bytes=mem_bytes)
+
+
+def compile_service_elf(source: Path, mem_bytes: int, *, min_stack: int, defines: dict[str, int],
+                        march: str = DEFAULT_MARCH) -> bytes:
+    """Compile a C service and link it after the tile runtime (service.ld); the ELF executable's bytes.
+
+    `defines` become `-DNAME=value` (the build passes TILE_MEM_BYTES, HOST_NODE and NODE_<name>).
+    """
+    with tempfile.TemporaryDirectory(prefix="tessera-cc-") as temp:
+        elf = Path(temp) / "service.elf"
+        _run([TOOL_PREFIX + "gcc", f"-march={march}", *CFLAGS, "-I", str(INCLUDE_DIR),
+              *(f"-D{name}={value}" for name, value in defines.items()),
+              "-L", str(C_DIR), "-T", str(SERVICE_LINKER_SCRIPT),
+              f"-Wl,--defsym=__mem_bytes={mem_bytes}", f"-Wl,--defsym=__min_stack={min_stack}",
+              "-Wl,--no-warn-rwx-segments", "-o", str(elf), str(source), "-lgcc"])
+        return elf.read_bytes()
 
 
 def _symbols(nm_output: str) -> dict[str, Symbol]:

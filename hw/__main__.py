@@ -23,6 +23,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baud", type=int, default=115_200)
     parser.add_argument("--max-words", type=int, default=32, help="words per WRITE_MEM/READ_MEM frame")
     parser.add_argument("--core", choices=CORES, default="parallel", help="tile core (docs/core.md)")
+    parser.add_argument("--leds", type=int, default=0, help="LEDs on the I/O node (0..8; docs/boards.md)")
+    parser.add_argument("--buttons", type=int, default=0, help="buttons on the I/O node (0..8)")
     parser.add_argument("-o", "--output", type=Path, default=Path("tessera_chip.v"), help="Verilog file to write")
     parser.add_argument("--name", default="tessera_chip", help="Verilog module name")
     return parser
@@ -40,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             baud=args.baud,
             max_words=args.max_words,
             core=args.core,
+            leds=args.leds,
+            buttons=args.buttons,
         )
     except ValueError as error:
         print(f"python -m tessera.hw: {error}", file=sys.stderr)

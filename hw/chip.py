@@ -1,33 +1,42 @@
 """The Tessera chip: tile nodes and the host node on one slotted ring, the host bridge on the host node.
 
 docs/architecture.md has the picture. The ring is wired as `tessera.hw.network.RingNetwork` shows: tiles at ring
-positions 0..T-1, the host's message unit at position T, padded with plain registers to whole slots.
+positions 0..T-1, the host's message unit at position T, padded with plain registers to whole slots. A chip with
+LEDs or buttons puts the I/O node (hw/io_node.py) at ring position and address T and the host's unit after it.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tessera.hw.core import check_mem_bytes
 from tessera.hw.host_bridge import HostBridge
 from tessera.hw.host_link import HostLink
+from tessera.hw.io_node import MAX_PINS, IoNode, default_debounce_cycles, io_address
 from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import phase_at_reset
 from tessera.hw.noc_layouts import HOST_NODE, MAX_TILES, MAX_WORDS, Flit, ring_length
 from tessera.hw.tile_fanout import TileFanout
 from tessera.hw.tile import core_class
 from tessera.hw.tile_node import TileNode
-from tessera.os.protocol import MAX_WORDS_LIMIT, PROTOCOL_VERSION, ChipInfo, Feature, StatusWord
+from tessera.os.protocol import MAX_WORDS_LIMIT, PROTOCOL_VERSION, ChipInfo, ConfigRegister, Feature, StatusWord
 
 Link = Literal["uart", "bytes"]
+#: The chip's nominal clock unless told otherwise (the iCE40 boards' 12 MHz oscillator).
+DEFAULT_CLOCK_HZ = 12_000_000
 LINKS: tuple[Link, ...] = ("uart", "bytes")
 
 FEATURES = (
-    Feature.MESSAGE_COUNTERS | Feature.WATCHDOG | Feature.SEND_PERMISSIONS | Feature.SUPERVISOR | Feature.MESSAGE_UNIT
+    Feature.INSTRET
+    | Feature.MESSAGE_COUNTERS
+    | Feature.WATCHDOG
+    | Feature.SEND_PERMISSIONS
+    | Feature.SUPERVISOR
+    | Feature.MESSAGE_UNIT
 )
 
 
@@ -36,9 +45,15 @@ class TesseraChip(wiring.Component):
     ("uart": pins `uart_rx`/`uart_tx`; "bytes": byte streams `rx`/`tx` for the virtual board), `clock_hz`, `baud`
     (UART rate; the divisor is round(clock_hz / baud)), `max_words` (words per WRITE_MEM/READ_MEM frame),
     `retry_delay` (network NACK back-off), `counter_bits` (per-tile message counters), `core` ("parallel" or
-    "serial", see `tessera.hw.tile.CORES`).
+    "serial", see `tessera.hw.tile.CORES`), `leds`/`buttons` (0..8 each; either above 0 adds the I/O node and
+    the ports `leds: Out(leds)` / `buttons: In(buttons)`), `debounce_cycles` (the buttons' debounce interval;
+    default 5 ms of `clock_hz`).
 
     `info` is what IDENTIFY reports. The chip-wide 64-bit cycle counter starts at 0 on reset.
+
+    With the I/O node, every message unit is built for `tiles + 1` tiles (the node is "tile" T to them), and the
+    host's PERMISSIONS writes are translated: the host keeps its layout (bit T = the host) and bit T + 1 allows
+    sends to the node (`tessera.hw.io_node.io_permission_bit`).
     """
 
     def __init__(
@@ -48,15 +63,23 @@ class TesseraChip(wiring.Component):
         mem_bytes: int = 4096,
         mailbox_depth: int = 8,
         link: Link = "uart",
-        clock_hz: int = 12_000_000,
+        clock_hz: int = DEFAULT_CLOCK_HZ,
         baud: int = 115_200,
         max_words: int = 32,
         retry_delay: int = 32,
         counter_bits: int = 16,
         core: str = "parallel",
+        leds: int = 0,
+        buttons: int = 0,
+        debounce_cycles: int | None = None,
     ) -> None:
-        if not 1 <= tiles <= MAX_TILES - 1:
-            raise ValueError(f"tiles={tiles}: a chip has 1..{MAX_TILES - 1} tiles")
+        has_io = leds > 0 or buttons > 0
+        most_tiles = MAX_TILES - 1 - has_io  # the I/O node takes an address below the host's
+        if not 1 <= tiles <= most_tiles:
+            raise ValueError(f"tiles={tiles}: a chip {'with I/O ' if has_io else ''}has 1..{most_tiles} tiles")
+        for name, count in (("leds", leds), ("buttons", buttons)):
+            if not 0 <= count <= MAX_PINS:
+                raise ValueError(f"{name}={count}: expected 0..{MAX_PINS}")
         check_mem_bytes(mem_bytes)
         core_class(core)  # refuses an unknown core name before anything is built
         if link not in LINKS:
@@ -71,17 +94,21 @@ class TesseraChip(wiring.Component):
         self._retry_delay = retry_delay
         self._counter_bits = counter_bits
         self._core = core
+        self._leds = leds
+        self._buttons = buttons
+        #: Tiles as the message units count them: the I/O node is one more.
+        self._unit_tiles = tiles + has_io
         self._info = ChipInfo(
             protocol_version=PROTOCOL_VERSION,
             tile_count=tiles,
             mem_log2=mem_bytes.bit_length() - 1,
             max_words=max_words,
             message_words=MAX_WORDS,
-            mesh_width=tiles + 1,
+            mesh_width=self._unit_tiles + 1,
             mesh_height=1,
             mailbox_depth=mailbox_depth,
             host_node=HOST_NODE,
-            features=FEATURES,
+            features=FEATURES | (Feature.IO_NODE if has_io else Feature(0)),
             clock_hz=clock_hz,
         )
         if link == "uart":
@@ -90,12 +117,16 @@ class TesseraChip(wiring.Component):
         else:
             self._host = HostBridge(info=self._info)
             members = {"rx": In(stream.Signature(unsigned(8))), "tx": Out(stream.Signature(unsigned(8)))}
+        if leds:
+            members["leds"] = Out(leds)
+        if buttons:
+            members["buttons"] = In(buttons)
         super().__init__(members)
         #: The tile nodes in ring order (public so that tests can reach their tiles).
         self.nodes = [
             TileNode(
                 tile_id=index,
-                num_tiles=tiles,
+                num_tiles=self._unit_tiles,
                 mem_bytes=mem_bytes,
                 phase_at_reset=phase_at_reset(index),
                 mailbox_depth=mailbox_depth,
@@ -105,6 +136,19 @@ class TesseraChip(wiring.Component):
             )
             for index in range(tiles)
         ]
+        #: The LEDs/buttons node, or None.
+        self.io = (
+            IoNode(
+                address=io_address(tiles),
+                num_tiles=self._unit_tiles,
+                phase_at_reset=phase_at_reset(tiles),
+                led_count=leds,
+                button_count=buttons,
+                debounce_cycles=debounce_cycles or default_debounce_cycles(clock_hz),
+            )
+            if has_io
+            else None
+        )
 
     @property
     def info(self) -> ChipInfo:
@@ -118,7 +162,12 @@ class TesseraChip(wiring.Component):
             if self._link == "uart"
             else "byte streams rx/tx (virtual board)"
         )
-        nodes = self._tiles + 1
+        nodes = self._unit_tiles + 1
+        io = (
+            [f"I/O node: address {io_address(self._tiles)}, {self._leds} LEDs, {self._buttons} buttons"]
+            if self.io is not None
+            else []
+        )
         return "\n".join(
             [
                 f"Tessera chip: {self._tiles} tiles x {self._mem_bytes} B memory, {self._core} core, "
@@ -126,6 +175,7 @@ class TesseraChip(wiring.Component):
                 f"network: slotted ring of {nodes} nodes (host = node {HOST_NODE}), {ring_length(nodes)} registers, "
                 f"{MAX_WORDS} words per message, retry delay {self._retry_delay} cycles",
                 f"host link: {link}, protocol v{info.protocol_version}, up to {info.max_words} words per frame",
+                *io,
                 "features: " + ", ".join(flag.name or "" for flag in Feature if flag & info.features),
             ]
         )
@@ -146,10 +196,19 @@ class TesseraChip(wiring.Component):
         m.d.sync += cycle.eq(cycle + 1)
 
         # ---- the ring: tile nodes, the host's unit, padding registers ------------------------------------------
+        ring_nodes = [node.ring_out for node in self.nodes]
+        io = self.io
+        if io is not None:
+            m.submodules.io = io
+            ring_nodes.append(io.ring_out)
+            if self._leds:
+                m.d.comb += self.leds.eq(io.leds)
+            if self._buttons:
+                m.d.comb += io.buttons.eq(self.buttons)
         host_unit = MessageUnit(
             address=HOST_NODE,
-            num_tiles=count,
-            phase_at_reset=phase_at_reset(count),
+            num_tiles=self._unit_tiles,
+            phase_at_reset=phase_at_reset(len(ring_nodes)),
             depth=self._mailbox_depth,
             retry_delay=self._retry_delay,
         )
@@ -159,14 +218,17 @@ class TesseraChip(wiring.Component):
         for index, node in enumerate(self.nodes):
             m.submodules[f"node{index}"] = node
             m.d.comb += node.cycle.eq(cycle)
-        outputs = [node.ring_out for node in self.nodes] + [host_unit.ring_out]
-        for pad in range(ring_length(count + 1) - (count + 1)):
+        outputs = [*ring_nodes, host_unit.ring_out]
+        stops = len(outputs)
+        for pad in range(ring_length(stops) - stops):
             register = Signal(Flit, name=f"ring_pad{pad}")
             m.d.sync += register.eq(outputs[-1])
             outputs.append(register)
         for index, node in enumerate(self.nodes):
             m.d.comb += node.ring_in.eq(outputs[index - 1])
-        m.d.comb += host_unit.ring_in.eq(outputs[count - 1])
+        if io is not None:
+            m.d.comb += io.ring_in.eq(outputs[count - 1])
+        m.d.comb += host_unit.ring_in.eq(outputs[stops - 2])
 
         # ---- the bridge's tile bus: the fan-out, plus the message counters in status words 5 and 6 -------------
         m.submodules.fanout = fanout = TileFanout(tile_count=count, addr_bits=addr_bits)
@@ -177,28 +239,61 @@ class TesseraChip(wiring.Component):
                 continue
             m.d.comb += getattr(fanout.bus, name).eq(getattr(bus, name))
         for index, node in enumerate(self.nodes):
-            wiring.connect(m, fanout.tiles[index], node.control)
+            if io is None:
+                wiring.connect(m, fanout.tiles[index], node.control)
+            else:
+                self._connect_translated(m, fanout.tiles[index], node.control)
         # Registered at `re` like the fan-out's own read data: one-hot selects, AND-OR of the counters.
         in_sel = Signal(count)
         out_sel = Signal(count)
+        retired_sel = Signal(count)
         status_index = bus.addr[:3]
         for index in range(count):
             chosen = bus.re & bus.space & (bus.tile == index)
             m.d.sync += [
                 in_sel[index].eq(chosen & (status_index == StatusWord.MESSAGES_IN)),
                 out_sel[index].eq(chosen & (status_index == StatusWord.MESSAGES_OUT)),
+                retired_sel[index].eq(chosen & (status_index == StatusWord.RETIRED)),
             ]
         counters = 0
         for index, node in enumerate(self.nodes):
             counters = counters | (in_sel[index].replicate(self._counter_bits) & node.messages_in)
             counters = counters | (out_sel[index].replicate(self._counter_bits) & node.messages_out)
+            counters = counters | (retired_sel[index].replicate(len(node.retired)) & node.retired)
         m.d.comb += [bus.rdata.eq(fanout.bus.rdata | counters), bus.busy.eq(fanout.bus.busy)]
         return m
 
+    def _connect_translated(self, m: Module, port: wiring.PureInterface, control: wiring.PureInterface) -> None:
+        """Connect a fan-out port to a tile node, swapping permission bits T (host) and T + 1 (I/O node) of
+        PERMISSIONS writes from the host's layout into the message units' (where the node is tile T)."""
+        count = self._tiles
+        ports = port.signature.flatten(port)
+        controls = control.signature.flatten(control)
+        for (path, member, source), (_, _, sink) in zip(ports, controls, strict=True):
+            if member.flow != Out:
+                m.d.comb += source.eq(sink)
+            elif path == ("config_data",):
+                wide = Cat(source, Const(0, 2))  # bits T and T + 1 exist whatever the tile count
+                swapped = Cat(wide[:count], wide[count + 1], wide[count], wide[count + 2 :])
+                m.d.comb += sink.eq(Mux(port.config_index == ConfigRegister.PERMISSIONS, swapped, source))
+            else:
+                m.d.comb += sink.eq(source)
 
-def Chip(*, tile_count: int, mem_bytes: int, mailbox_depth: int, uart_divisor: int, clock_hz: int) -> TesseraChip:
+
+def Chip(
+    *,
+    tile_count: int,
+    mem_bytes: int,
+    mailbox_depth: int,
+    uart_divisor: int,
+    clock_hz: int,
+    leds: int = 0,
+    buttons: int = 0,
+) -> TesseraChip:
     """The UART chip as the board builds ask for it (`tessera.boards.build.make_chip`)."""
     return TesseraChip(
+        leds=leds,
+        buttons=buttons,
         tiles=tile_count,
         mem_bytes=mem_bytes,
         mailbox_depth=mailbox_depth,

@@ -47,7 +47,8 @@ class HostBridge(wiring.Component):
     Contract (the model's): one frame at a time, verified completely (CRC, length) before anything executes;
     every non-empty frame gets one reply; while a frame executes, the UART is held off (bytes then lost are
     reported as LINE_ERROR on the next frame). Messages for the host are taken from the network only while none
-    is pending, pushed once, and freed by ACK_MESSAGE with their push sequence number.
+    is pending, pushed once, freed by ACK_MESSAGE with their push sequence number and pushed again on REPUSH_MESSAGE
+    (or an ACK_MESSAGE with another number).
     """
 
     def __init__(self, *, info: ChipInfo) -> None:
@@ -202,7 +203,7 @@ class HostBridge(wiring.Component):
             & (word[info.mem_log2 :] == 0)
             & ((word[2 : info.mem_log2] + mem_count) <= (1 << self._addr_bits))
         )
-        known = opcode <= Opcode.ACK_MESSAGE
+        known = opcode <= Opcode.REPUSH_MESSAGE
 
         # rs1 is always `word` (PUT's data, SEND's destination), rs2 always `tag`: no operand multiplexers.
         m.d.comb += [net.rs1.eq(word), net.rs2.eq(tag)]
@@ -349,9 +350,9 @@ class HostBridge(wiring.Component):
                     with m.Case(Opcode.SEND):
                         m.d.sync += [words_left.eq(send_words), ptr.eq(3 + 2), addr.eq(-1), tag.eq(word[:16])]
                         m.next = "NET_WAIT"
-                    with m.Case(Opcode.ACK_MESSAGE):
+                    with m.Case(Opcode.ACK_MESSAGE, Opcode.REPUSH_MESSAGE):
                         with m.If(pending):
-                            with m.If(word[:8] == push_seq):
+                            with m.If(is_op[Opcode.ACK_MESSAGE] & (word[:8] == push_seq)):
                                 m.d.sync += [pending.eq(0), push_seq.eq(push_seq + 1)]
                             with m.Else():
                                 m.d.sync += pushed.eq(0)

@@ -13,10 +13,12 @@ Protocol (tags of messages to and from the node; `IoTag`):
 Any other tag is read and dropped. Presses are never lost while nobody listens: they stay pending (one bit per
 button) until an event carries them.
 
-Placement (for the chip top): the node takes the address right after the tiles (tile_count), and every
-MessageUnit on the chip, this node's included, is built with num_tiles = tile_count + 1 so that permission bit
-tile_count governs sends to it; the host's permission set and a tile's PERMISSIONS register then grant or deny
-access to the I/O services like to any tile. Its ring position is any stop (phase_at_reset as for a tile there).
+Placement (hw/chip.py does it when the chip has LEDs or buttons): the node takes the address right after the
+tiles (`io_address`), and every MessageUnit on the chip, this node's included, is built with num_tiles =
+tile_count + 1, so the node is "tile" tile_count to them. The host writes a tile's PERMISSIONS in its own layout
+(bit tile_count = the host, bit tile_count + 1 = this node, `io_permission_bit`), which the chip top translates;
+so a tile reaches the I/O services only when its permissions allow it, like any other service. The node's ring
+position is any stop (phase_at_reset as for a tile there).
 """
 
 from __future__ import annotations
@@ -31,6 +33,31 @@ from tessera.hw.noc_layouts import NODE_BITS, Flit, MessageOp, ReceivedHeader
 
 #: Most LEDs/buttons one node serves (one bit each in a payload byte).
 MAX_PINS = 8
+#: Button debounce interval when the chip top is not told otherwise: 5 ms of clock.
+DEBOUNCE_S = 0.005
+
+
+def io_address(tiles: int) -> int:
+    """The node's network address on a chip with `tiles` tiles: right after the tiles."""
+    return tiles
+
+
+def io_permission_bit(tiles: int) -> int:
+    """The bit of a tile's host-side permission set (PERMISSIONS register, image) that allows sends to the node.
+
+    Bits 0..tiles-1 are the tiles and bit `tiles` the host, as on a chip without the node; the node adds the bit
+    above them, so images built without I/O services mean the same on either chip."""
+    return tiles + 1
+
+
+def default_debounce_cycles(clock_hz: int) -> int:
+    return max(1, round(clock_hz * DEBOUNCE_S))
+
+
+def press_hold_cycles(debounce_cycles: int) -> int:
+    """Cycles a button level must be held to count: two samples `debounce_cycles` apart must both see it, after the
+    2-flop synchroniser; one more interval of margin for where the change falls between samples."""
+    return 3 * debounce_cycles + 4
 
 
 class IoTag(enum.IntEnum):

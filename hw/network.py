@@ -25,6 +25,18 @@ def phase_at_reset(position: int) -> int:
     return (1 - position) % SLOT_FLITS
 
 
+def connect_ring(m: Module, stops: list) -> None:
+    """Join `stops` (anything with `ring_in`/`ring_out` Flit ports) into one ring in list order, padded with plain
+    registers after the last stop to a whole number of slots (`ring_length`)."""
+    outputs = [stop.ring_out for stop in stops]
+    for pad in range(ring_length(len(stops)) - len(stops)):
+        register = Signal(Flit, name=f"ring_pad{pad}")
+        m.d.sync += register.eq(outputs[-1])
+        outputs.append(register)
+    for index, stop in enumerate(stops):
+        m.d.comb += stop.ring_in.eq(outputs[index - 1])
+
+
 class RingNetwork(wiring.Component):
     """`num_tiles` tile nodes and the host node in one ring, padded with plain registers to whole slots.
 
@@ -64,11 +76,5 @@ class RingNetwork(wiring.Component):
             m.submodules[f"node{index}"] = unit
             wiring.connect(m, wiring.flipped(self.cores[index]), unit.core)
             wiring.connect(m, wiring.flipped(self.permissions[index]), unit.permissions)
-        outputs = [unit.ring_out for unit in self.units]
-        for pad in range(ring_length(self.num_nodes) - self.num_nodes):
-            register = Signal(Flit, name=f"pad{pad}")
-            m.d.sync += register.eq(outputs[-1])
-            outputs.append(register)
-        for index, unit in enumerate(self.units):
-            m.d.comb += unit.ring_in.eq(outputs[index - 1])
+        connect_ring(m, self.units)
         return m

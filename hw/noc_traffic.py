@@ -10,8 +10,9 @@ gaps (sequence ahead: a loss or reordering) and corrupt words.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from tessera.hw.message_unit import MessagePortSignature
@@ -57,8 +58,16 @@ class TrafficNode(wiring.Component):
         lfsr = Signal(32, init=self._seed)
         m.d.sync += lfsr.eq(Mux(lfsr[0], (lfsr >> 1) ^ 0x80200003, lfsr >> 1))
 
-        next_seq = Array(Signal(16, name=f"next_seq_to{n}") for n in range(nodes))
-        expect_seq = Array(Signal(16, name=f"expect_seq_from{n}") for n in range(nodes))
+        # Per-node sequence numbers live in small memories with combinational read ports, not in `Array`s of
+        # registers: an Array indexed by a signal becomes a multiplexer per use, and with 65 nodes those made the
+        # 64-tile bench 30 MB of Verilog that Verilator could not compile in 15 minutes.
+        m.submodules.next_seq = next_seq = Memory(shape=16, depth=nodes, init=[])
+        m.submodules.expect_seq = expect_seq = Memory(shape=16, depth=nodes, init=[])
+        next_seq_write = next_seq.write_port()
+        next_seq_read = next_seq.read_port(domain="comb")
+        expect_seq_write = expect_seq.write_port()
+        expect_seq_header = expect_seq.read_port(domain="comb")
+        expect_seq_word = expect_seq.read_port(domain="comb")
 
         core = self.core
         op = Signal(10)
@@ -70,11 +79,21 @@ class TrafficNode(wiring.Component):
         dest_index = Signal(range(nodes))
         dest_address = Signal(NODE_BITS)
         m.d.comb += dest_address.eq(Mux(dest_index == self._num_tiles, HOST_NODE, dest_index))
+        seq_to_dest = next_seq_read.data
+        m.d.comb += [next_seq_read.addr.eq(dest_index), next_seq_write.addr.eq(dest_index)]
+        m.d.comb += next_seq_write.data.eq(seq_to_dest + 1)
         length = Signal(range(MAX_WORDS + 1))
         word = Signal(range(MAX_WORDS + 1))
         src_index = Signal(range(nodes))
         src_address = Signal(NODE_BITS)
         header = ReceivedHeader(core.result)
+        source_index = Mux(header.src == HOST_NODE, self._num_tiles, header.src)
+        m.d.comb += [
+            expect_seq_header.addr.eq(source_index),
+            expect_seq_write.addr.eq(source_index),
+            expect_seq_write.data.eq(header.tag + 1),
+            expect_seq_word.addr.eq(src_index),
+        ]
         stall = Signal(16)
         with m.If(stall != 0):
             m.d.sync += stall.eq(stall - 1)
@@ -121,11 +140,11 @@ class TrafficNode(wiring.Component):
                     issue(
                         MessageOp.TRYSEND if self._index % 2 else MessageOp.SEND,
                         rs1=dest_address,
-                        rs2=next_seq[dest_index],
+                        rs2=seq_to_dest,
                     )
                     m.next = "SEND"
                 with m.Else():
-                    issue(MessageOp.PUT, rs1=expected_word(me, dest_address, next_seq[dest_index], word))
+                    issue(MessageOp.PUT, rs1=expected_word(me, dest_address, seq_to_dest, word))
                     m.next = "PUT_WAIT"
             with m.State("PUT_WAIT"):
                 with m.If(done):
@@ -134,24 +153,23 @@ class TrafficNode(wiring.Component):
             with m.State("SEND"):
                 with m.If(done):
                     with m.If(core.result == 1):
-                        m.d.sync += [next_seq[dest_index].eq(next_seq[dest_index] + 1), self.sent.eq(self.sent + 1)]
+                        m.d.comb += next_seq_write.en.eq(1)
+                        m.d.sync += self.sent.eq(self.sent + 1)
                     m.next = "DECIDE"
             with m.State("HEADER"):
                 with m.If(done):
                     with m.If(core.result == 0):
                         m.next = "DECIDE"
                     with m.Else():
-                        source = header.src
-                        index = Mux(source == HOST_NODE, self._num_tiles, source)
-                        expected = expect_seq[index]
+                        expected = expect_seq_header.data
                         with m.If(header.tag < expected):
                             m.d.sync += self.duplicates.eq(self.duplicates + 1)
                         with m.Elif(header.tag > expected):
                             m.d.sync += self.gaps.eq(self.gaps + 1)
+                        m.d.comb += expect_seq_write.en.eq(1)
                         m.d.sync += [
-                            expect_seq[index].eq(header.tag + 1),
-                            src_index.eq(index),
-                            src_address.eq(source),
+                            src_index.eq(source_index),
+                            src_address.eq(header.src),
                             length.eq(header.len),
                             word.eq(0),
                             self.received.eq(self.received + 1),
@@ -165,7 +183,7 @@ class TrafficNode(wiring.Component):
                     m.next = "GET_WAIT"
             with m.State("GET_WAIT"):
                 with m.If(done):
-                    seq = expect_seq[src_index] - 1
+                    seq = expect_seq_word.data - 1
                     with m.If(core.result != expected_word(src_address, me, seq, word)):
                         m.d.sync += self.corrupt.eq(self.corrupt + 1)
                     m.d.sync += word.eq(word + 1)

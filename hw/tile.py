@@ -11,22 +11,27 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In
 
 from tessera.firmware.isa import TileState
+from tessera.hw.core_bit import BitSerialTileCore
 from tessera.hw.core_serial import SerialTileCore
 from tessera.hw.core import MemoryBusSignature, TileCore, check_mem_bytes, control_members
 
 __all__ = ["CORES", "Tile", "core_class"]
 
-#: The tile cores by name: "parallel" (TileCore: 32-bit multi-cycle, CPI ~4.8, 2 EBR register file) and "serial"
-#: (SerialTileCore: nibble-serial, CPI ~18, 1 EBR, higher Fmax). Both implement the same contract (docs/core.md).
-CORES = ("parallel", "serial")
+#: The tile cores by name: "parallel" (TileCore: 32-bit multi-cycle, CPI ~4.8, 2 EBR register file), "serial"
+#: (SerialTileCore: nibble-serial, CPI ~18, 1 EBR, higher Fmax) and "bit" (BitSerialTileCore: bit-serial, the
+#: smallest). All implement the same contract (docs/core.md).
+CORES = ("parallel", "serial", "bit")
+AnyCore = TileCore | SerialTileCore | BitSerialTileCore
 
 
-def core_class(name: str) -> type[TileCore] | type[SerialTileCore]:
+def core_class(name: str) -> type[AnyCore]:
     """The core component class called `name` (one of CORES)."""
     if name == "parallel":
         return TileCore
     if name == "serial":
         return SerialTileCore
+    if name == "bit":
+        return BitSerialTileCore
     raise ValueError(f"core={name!r}: expected one of {', '.join(CORES)}")
 
 
@@ -47,7 +52,7 @@ class Tile(wiring.Component):
         super().__init__({"debug": In(MemoryBusSignature(addr_width)), **control_members(has_message_unit)})
 
     @property
-    def core(self) -> TileCore | SerialTileCore:
+    def core(self) -> AnyCore:
         return self._core
 
     @property

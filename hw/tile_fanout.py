@@ -43,8 +43,8 @@ class TileFanout(wiring.Component):
     """`bus` in (from HostBridge.tiles), `tiles[i]` out, `cycle` = the chip-wide cycle counter.
 
     Status words: STATE_CAUSE, PC, CYCLE_LO/HI (the high half is captured when the low half is read, so a STATUS
-    reply holds one consistent 64-bit value), RETIRED/MESSAGES_IN/MESSAGES_OUT read 0 (no per-tile counters on
-    this chip: IDENTIFY's feature bits say so). All read data arrives the cycle after `re` as the bus requires;
+    reply holds one consistent 64-bit value), RETIRED/MESSAGES_IN/MESSAGES_OUT read 0 here (the counters live in the
+    tile nodes; the chip top ORs them into the read data, hw/chip.py). All read data arrives the cycle after `re` as the bus requires;
     pc and the low cycle half are sampled in that cycle, state/cause and the high half at `re`."""
 
     def __init__(self, *, tile_count: int, addr_bits: int) -> None:

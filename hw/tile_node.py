@@ -28,12 +28,14 @@ class TileNode(wiring.Component):
 
     Parameters: `tile_id` (its address), `num_tiles`, `mem_bytes`, `phase_at_reset` (of its ring position,
     `tessera.hw.network.phase_at_reset`), `mailbox_depth`, `retry_delay`, `counter_bits` (width of the
-    message counters).
+    message counters), `retired_bits` (width of the retired-instruction counter).
 
     Ports: `control` (the host's: `TilePortSignature` as TileFanout drives it: debug port, run/halt/reset_pc,
     state/cause/pc, configuration writes), `ring_in`/`ring_out` (the ring), `cycle` (the chip counter),
-    `messages_in` (receives that opened a message) and `messages_out` (sends the network took), both counted
-    for the tile's own instructions only and wrapping.
+    `messages_in` (receives that opened a message), `messages_out` (sends the network took), both counted
+    for the tile's own instructions only, and `retired` (instructions the core retired). All three wrap and
+    restart from 0 at `reset_pc`: they count the current run of the tile's program, as the program itself
+    would (a restarted service's counts start again with it).
 
     Behaviour (docs/architecture.md):
     - Configuration registers: PERMISSIONS (the unit's send set, reset: none), SUPERVISOR (node that gets the DOWN
@@ -58,6 +60,7 @@ class TileNode(wiring.Component):
         mailbox_depth: int = 8,
         retry_delay: int = 32,
         counter_bits: int = 16,
+        retired_bits: int = 32,
         core: str = "parallel",
     ) -> None:
         addr_bits = check_mem_bytes(mem_bytes)
@@ -79,6 +82,7 @@ class TileNode(wiring.Component):
                 "cycle": In(64),
                 "messages_in": Out(counter_bits),
                 "messages_out": Out(counter_bits),
+                "retired": Out(retired_bits),
             }
         )
 
@@ -188,12 +192,17 @@ class TileNode(wiring.Component):
             unit.discard.eq(reporter.discard | (control.reset_pc & ~reporter.busy)),
         ]
 
-        # ---- counters of the tile's own message traffic --------------------------------------------------------
+        # ---- counters of the tile's own work since its last reset_pc ------------------------------------------
         served = core.valid & core.ready & ~core.fault
-        with m.If(served & (core.funct3 == MessageFunct3.RECV) & (core.result != 0)):
-            m.d.sync += self.messages_in.eq(self.messages_in + 1)
-        with m.If(served & (core.funct3 == MessageFunct3.SEND) & core.result[0]):
-            m.d.sync += self.messages_out.eq(self.messages_out + 1)
+        with m.If(control.reset_pc):
+            m.d.sync += [self.messages_in.eq(0), self.messages_out.eq(0), self.retired.eq(0)]
+        with m.Else():
+            with m.If(served & (core.funct3 == MessageFunct3.RECV) & (core.result != 0)):
+                m.d.sync += self.messages_in.eq(self.messages_in + 1)
+            with m.If(served & (core.funct3 == MessageFunct3.SEND) & core.result[0]):
+                m.d.sync += self.messages_out.eq(self.messages_out + 1)
+            with m.If(tile.retired):
+                m.d.sync += self.retired.eq(self.retired + 1)
 
         # ---- watchdog ------------------------------------------------------------------------------------------
         watchdog_count = Signal(WATCHDOG_BITS)

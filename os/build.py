@@ -7,13 +7,19 @@ Each service becomes one tile's memory image, by source kind:
 - Python (.py): the service compiler (`tessera.os.service_build`): the tile runtime at 0, the service after it.
 - assembly (.s) on the runtime: the source is assembled at the runtime's end, after the runtime; it must begin
   with the service header (`.word init, handle, TILE_MEM_BYTES, __image_end`, docs/manifest.md).
-- bare assembly (`bare = true`) and C (.c, crt0 + firmware/c/tile.ld): a whole image from address 0, no runtime.
+- C (.c) on the runtime: compiled with firmware/include/tessera.h, linked by firmware/c/service.ld after the
+  runtime, then checked and loaded as an ELF (`tessera.os.service_native`); a prebuilt `.elf` is loaded the same way.
+- bare assembly and bare C (`bare = true`; C with crt0 + firmware/c/tile.ld): a whole image from address 0, no
+  runtime.
+Every service's state fields (where its state lives, for snapshots) go into its TileImage.
 Assembly sources see these constants (defined before their first line): `TILE_MEM_BYTES`, `HOST_NODE`,
 `NODE_<name>` for each name in the service's `sends`, and (on the runtime) the runtime's entry points and the
 `MSG_*` record offsets.
 
 Permissions: a service may send to the names in its `sends`, to the host (logs, replies to `tessera call`) and to
 every service that may send to it (so that it can reply). DOWN messages of every tile go to the host.
+The I/O node's built-in services (`led`, `button`: manifest.IO_NAMES) get name-table entries of kind IO when a
+service sends to them; they are at `io_address(tiles)` and governed by permission bit `io_permission_bit(tiles)`.
 """
 
 from __future__ import annotations
@@ -23,16 +29,22 @@ from collections.abc import Mapping
 
 from tessera.firmware import cc
 from tessera.firmware.asm import AsmError, assemble
+from tessera.hw.io_node import io_address, io_permission_bit
 from tessera.hw.noc_layouts import HOST_NODE, permission_index
 from tessera.os import service_build
 from tessera.os.errors import TesseraError
-from tessera.os.image import ChipParams, InitialMessage, NameEntry, NameKind, RuntimeImage, TileImage
-from tessera.os.manifest import HOST_NAME, Manifest, ServiceSpec, SourceKind, source_label
+from tessera.os.image import ChipParams, InitialMessage, NameEntry, NameKind, RuntimeImage, StateField, TileImage
+from tessera.os.manifest import HOST_NAME, IO_NAMES, Manifest, ServiceSpec, SourceKind, source_label
 from tessera.os.placement import place
 from tessera.os.service_lang import CompileError, check
+from tessera.os.service_native import ServiceElfError, load_service_elf
 
 #: Words of the service header an assembly service on the runtime starts with.
 SERVICE_HEADER_WORDS = 4
+
+
+#: One compiled service: memory image from address 0, the service's own bytes, stack bytes, state fields.
+Compiled = tuple[bytes, int, int, tuple[StateField, ...]]
 
 
 class BuildError(TesseraError):
@@ -43,17 +55,20 @@ def build_image(manifest: Manifest) -> RuntimeImage:
     """Place, compile and link every service; the image the host loads."""
     placement = place(manifest)
     chip = manifest.chip
+    used_io = [name for name in IO_NAMES if any(name in spec.sends for spec in manifest.services.values())]
     addresses = {name: placement[name] for name in manifest.services} | {HOST_NAME: HOST_NODE}
+    addresses |= {name: io_address(chip.tiles) for name in used_io}
     tiles = []
     for name, tile in sorted(placement.items(), key=lambda item: item[1]):
         service = manifest.services[name]
-        memory, code_bytes, stack_bytes = _compile(manifest, service, addresses)
+        memory, code_bytes, stack_bytes, state_fields = _compile(manifest, service, addresses)
         tiles.append(TileImage(
             tile=tile, service=name, kind=service.kind, source=source_label(manifest, service), memory=memory,
             code_bytes=code_bytes, stack_bytes=stack_bytes, permissions=_permissions(manifest, name, addresses),
-            supervisor=HOST_NODE, persist=service.persist, bare=service.bare))
+            supervisor=HOST_NODE, persist=service.persist, bare=service.bare, state_fields=state_fields))
     names = tuple(NameEntry(name, placement[name], NameKind.SERVICE) for name in manifest.services)
     names += (NameEntry(HOST_NAME, HOST_NODE, NameKind.HOST),)
+    names += tuple(NameEntry(name, addresses[name], NameKind.IO) for name in used_io)
     messages = tuple(InitialMessage(m.to, placement[m.to], m.tag, m.words) for m in manifest.messages)
     return RuntimeImage(
         app=manifest.name,
@@ -73,19 +88,26 @@ def _permissions(manifest: Manifest, name: str, addresses: Mapping[str, int]) ->
     destinations |= {other for other, spec in manifest.services.items() if name in spec.sends}
     bits = 0
     for destination in destinations:
+        if destination in IO_NAMES:
+            bits |= 1 << io_permission_bit(manifest.chip.tiles)
+            continue
         index = permission_index(addresses[destination], manifest.chip.tiles)
         assert index is not None, f"{destination} at {addresses[destination]} is not a node"
         bits |= 1 << index
     return bits
 
 
-def _compile(manifest: Manifest, service: ServiceSpec, addresses: Mapping[str, int]) -> tuple[bytes, int, int]:
-    """(memory image from address 0, the service's own bytes, stack bytes) of one service."""
+def _compile(manifest: Manifest, service: ServiceSpec, addresses: Mapping[str, int]) -> Compiled:
+    """(memory image from address 0, the service's own bytes, stack bytes, state fields) of one service."""
     if service.kind is SourceKind.PYTHON:
         return _compile_python(manifest, service, addresses)
     if service.kind is SourceKind.ASSEMBLY:
         return _compile_assembly(manifest, service, addresses)
-    return _compile_c(manifest, service)
+    if service.kind is SourceKind.ELF:
+        return _load_elf(manifest, service, service.source.read_bytes())
+    if service.bare:
+        return _compile_c(manifest, service)
+    return _compile_c_service(manifest, service, addresses)
 
 
 def _error(manifest: Manifest, service: ServiceSpec, problem: str) -> BuildError:
@@ -98,8 +120,7 @@ def _display_name(manifest: Manifest, service: ServiceSpec) -> str:
     return str(manifest.path.parent / source_label(manifest, service))
 
 
-def _compile_python(manifest: Manifest, service: ServiceSpec,
-                    addresses: Mapping[str, int]) -> tuple[bytes, int, int]:
+def _compile_python(manifest: Manifest, service: ServiceSpec, addresses: Mapping[str, int]) -> Compiled:
     filename = _display_name(manifest, service)
     source = service.source.read_text(encoding="utf-8")
     try:
@@ -114,7 +135,7 @@ def _compile_python(manifest: Manifest, service: ServiceSpec,
     except CompileError as error:
         raise _error(manifest, service, str(error)) from None
     memory = b"".join(word.to_bytes(4, "little") for word in built.words())
-    return memory, built.code_bytes, built.stack_bytes
+    return memory, built.code_bytes, built.stack_bytes, built.state_fields
 
 
 def _assembly_constants(manifest: Manifest, service: ServiceSpec, addresses: Mapping[str, int]) -> dict[str, int]:
@@ -127,8 +148,7 @@ def _assembly_constants(manifest: Manifest, service: ServiceSpec, addresses: Map
     return constants
 
 
-def _compile_assembly(manifest: Manifest, service: ServiceSpec,
-                      addresses: Mapping[str, int]) -> tuple[bytes, int, int]:
+def _compile_assembly(manifest: Manifest, service: ServiceSpec, addresses: Mapping[str, int]) -> Compiled:
     filename = _display_name(manifest, service)
     # The constants go before the source (`li` needs them defined first); errors are moved back to user lines.
     constants = _assembly_constants(manifest, service, addresses)
@@ -143,7 +163,20 @@ def _compile_assembly(manifest: Manifest, service: ServiceSpec,
     if not service.bare:
         _check_header(manifest, service, program.words()[:SERVICE_HEADER_WORDS], base, len(program.image))
     _check_fits(manifest, service, base, len(program.image), service.stack_bytes)
-    return runtime + program.image, len(program.image), service.stack_bytes
+    state = _assembly_state_fields(program.symbols, set(constants))
+    return runtime + program.image, len(program.image), service.stack_bytes, state
+
+
+def _assembly_state_fields(symbols: Mapping[str, int], constants: set[str]) -> tuple[StateField, ...]:
+    """The labels from `__state_start` up to `__state_end`, each reaching to the next: the service's state."""
+    start, end = symbols.get("__state_start"), symbols.get("__state_end")
+    if start is None or end is None:
+        return ()
+    labels = sorted((address, name) for name, address in symbols.items()
+                    if start <= address < end and name not in constants and not name.startswith("__state_"))
+    bounds = [address for address, _ in labels[1:]] + [end]
+    return tuple(StateField(name, address, bound - address) for (address, name), bound in zip(labels, bounds)
+                 if bound > address)
 
 
 def _assembly_problem(error: AsmError, prelude_lines: int, service: ServiceSpec, text: str) -> str:
@@ -185,13 +218,40 @@ def _check_fits(manifest: Manifest, service: ServiceSpec, runtime: int, code: in
                                         f"but a tile has {manifest.chip.mem_bytes} bytes")
 
 
-def _compile_c(manifest: Manifest, service: ServiceSpec) -> tuple[bytes, int, int]:
+def _compile_c_service(manifest: Manifest, service: ServiceSpec, addresses: Mapping[str, int]) -> Compiled:
+    """A C service on the runtime: tessera.h, linked by service.ld after the runtime, checked as any ELF."""
+    defines = {"TILE_MEM_BYTES": manifest.chip.mem_bytes, "HOST_NODE": HOST_NODE}
+    defines |= {f"NODE_{name}": addresses[name] for name in service.sends}
+    try:
+        elf = cc.compile_service_elf(service.source, manifest.chip.mem_bytes, min_stack=service.stack_bytes,
+                                     defines=defines)
+    except cc.CompileError as error:
+        problem = _c_problem(manifest, service, str(error))
+        if "does not fit" not in problem:
+            raise _error(manifest, service, problem) from None
+        try:  # linked without the stack, the ELF check below reports the sizes
+            elf = cc.compile_service_elf(service.source, manifest.chip.mem_bytes, min_stack=0, defines=defines)
+        except cc.CompileError:
+            raise _error(manifest, service, problem) from None
+    return _load_elf(manifest, service, elf)
+
+
+def _load_elf(manifest: Manifest, service: ServiceSpec, elf: bytes) -> Compiled:
+    try:
+        native = load_service_elf(elf, _display_name(manifest, service), manifest.chip.mem_bytes,
+                                  service.stack_bytes)
+    except ServiceElfError as error:
+        raise _error(manifest, service, str(error)) from None
+    return native.memory, native.code_bytes, service.stack_bytes, native.state_fields
+
+
+def _compile_c(manifest: Manifest, service: ServiceSpec) -> Compiled:
     try:
         image = cc.compile_program(service.source, manifest.chip.mem_bytes, min_stack=service.stack_bytes)
     except cc.CompileError as error:
         raise _error(manifest, service, _c_problem(manifest, service, str(error))) from None
     _check_fits(manifest, service, 0, len(image.data), service.stack_bytes)
-    return image.data, len(image.data), service.stack_bytes
+    return image.data, len(image.data), service.stack_bytes, ()
 
 
 def _c_problem(manifest: Manifest, service: ServiceSpec, diagnostics: str) -> str:
@@ -202,6 +262,9 @@ def _c_problem(manifest: Manifest, service: ServiceSpec, diagnostics: str) -> st
         detail = f" (the linker: {overflow.split(': ', 1)[-1]})" if overflow else ""
         return (f"service {service.name!r} does not fit a {manifest.chip.mem_bytes}-byte tile with "
                 f"{service.stack_bytes} bytes of stack{detail}")
+    if any("undefined symbol `handle'" in line for line in lines):
+        return (f"{_display_name(manifest, service)}: symbol `handle`: missing: a service defines "
+                f"`void handle(const tessera_msg *msg)`")
     errors = [line for line in lines if ": error:" in line or ": fatal error:" in line]
     first = errors[0] if errors else lines[-1] if lines else "the C compiler failed"
     more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""

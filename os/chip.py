@@ -17,9 +17,10 @@ Loss repair (the protocol's rules, docs/protocol.md):
   reply would carry no data.
 - Pushed MESSAGE frames are acknowledged (ACK_MESSAGE with their push number) after the command in progress; a
   re-pushed copy of a message already acknowledged is dropped. When a frame arrived damaged, and whenever the
-  link has been quiet for `nudge_interval` seconds while polling, the host acknowledges the last number it
-  already acknowledged: the bridge then pushes its pending message again, if it has one (a MESSAGE frame lost
-  on the wire is repaired this way).
+  link has been quiet for `nudge_interval` seconds while polling, the host sends REPUSH_MESSAGE: the bridge then
+  pushes its pending message again, if it has one (a MESSAGE frame lost on the wire is repaired this way). The
+  host only ever acknowledges push numbers it has seen, so a message pushed to an earlier session is never freed
+  unseen.
 
 Sequence numbers: the bridge refuses a command whose sequence number equals the last executed one (DUPLICATE).
 IDENTIFY is exempt and still becomes the "last executed" command, so `Chip` identifies first and numbers every
@@ -50,6 +51,7 @@ from tessera.os.protocol import (
     ReadMem,
     ReadStatus,
     Reply,
+    RepushMessage,
     Reset,
     Run,
     Send,
@@ -73,8 +75,8 @@ RETRIES = 6
 NUDGE_INTERVAL_S = 0.5
 #: How long `send` keeps offering a message the network has no room for (NET_BUSY) before giving up.
 SEND_BUSY_TIMEOUT_S = 5.0
-#: The push number the host assumes was acknowledged last before it has seen any message: a chip fresh from
-#: reset pushes number 0 first, so nudging with 255 never acknowledges an unseen message there.
+#: Placeholder for "last acknowledged push number" before the host has acknowledged any (`_acked_any` is False
+#: until then, so it is never compared or sent).
 UNKNOWN_PUSH_SEQ = 0xFF
 
 _READS = frozenset({Opcode.IDENTIFY, Opcode.READ_MEM, Opcode.STATUS})
@@ -279,8 +281,10 @@ class Chip:
         held: list[Incoming] = []
         try:
             while True:
-                for message in self.poll(max(0.0, deadline - self.clock())):
+                messages = self.poll(max(0.0, deadline - self.clock()))
+                for index, message in enumerate(messages):
                     if predicate(message):
+                        held.extend(messages[index + 1:])  # the ones after it in the same batch stay too
                         held.extend(self.inbox)
                         self.inbox.clear()
                         return message
@@ -386,9 +390,9 @@ class Chip:
             list(self._replies())
 
     def _nudge(self) -> None:
-        """Acknowledge the last acknowledged number again: the bridge pushes its pending message, if any."""
+        """REPUSH_MESSAGE: the bridge pushes its pending message again, if it has one; nothing is freed."""
         self._repair = False
-        self._transact(AckMessage(push_seq=self._last_acked))
+        self._transact(RepushMessage())
 
     def _pump(self, timeout: float) -> bool:
         """Read what the link has (waiting up to `timeout` s) into the frame queue; False if nothing came."""

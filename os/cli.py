@@ -28,7 +28,11 @@ COMMANDS = (
     "tessera.os.cmd_logs",
     "tessera.os.cmd_stop",
     "tessera.os.cmd_restart",
+    "tessera.os.cmd_reload",
+    "tessera.os.cmd_top",
+    "tessera.os.cmd_trace",
     "tessera.os.cmd_sim",
+    "tessera.os.cmd_io",
 )
 
 

@@ -1,35 +1,42 @@
-"""`tessera restart NAME`: reload one service's tile image and start it again."""
+"""`tessera restart NAME`: reload one service's tile image and start it again (through the session, or with
+`--image` over the link: the same `Runner.restart_service`, so a persistent service gets its state back)."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tessera.os.chip import Chip
+    from tessera.os.image import RuntimeImage
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tessera.os.commands import add_image, add_target
+    from tessera.os.commands import add_service_control
 
-    parser = subparsers.add_parser("restart", help="reload and restart one service")
-    parser.add_argument("name", help="service name (or tile number)")
-    add_target(parser)
-    add_image(parser)
-    parser.set_defaults(run=run)
+    add_service_control(subparsers, "restart", "reload and restart one service", run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tessera.os import session
-    from tessera.os.commands import chip_on, load_image, resolve
+    from tessera.os.commands import control_service
 
-    port = session.find_session(args.target)
-    if port is not None:
-        session.request(port, {"op": "restart", "name": args.name})
-    else:
-        image = load_image(args.image)
-        with chip_on(args.target) as chip:
-            tile = resolve(args.name, image, chip)
+    def restart(chip: Chip, tile: int, image: RuntimeImage | None) -> None:
+        import io
+
+        from tessera.os.runner import Runner
+
+        service = next((t.service for t in image.tiles if t.tile == tile), None) if image is not None else None
+        if image is None or service is None:  # no image for this tile: only a reset and run is possible
             chip.halt(tile)
             chip.reset(tile)
-            if image is not None:  # without the image only a reset and run is possible
-                chip.load(tile, image.tiles[[t.tile for t in image.tiles].index(tile)].memory)
             chip.run(tile)
+            return
+        runner = Runner(chip, image, image_path=args.image, out=io.StringIO(), progress=io.StringIO())
+        try:
+            runner.restart_service(service)
+        finally:
+            runner.close()
+
+    control_service(args, "restart", restart)
     print(f"restarted {args.name}")
     return 0

@@ -1,14 +1,15 @@
 """Fixed pieces of generated service code: register names, message instruction words, helper routines.
 
-The helper routines are emitted into a service only when its code uses them. They take operands in a0 and a1,
-return in a0 (and a1) and clobber only a0, a1, t4, t5, t6 and ra, so compiled code keeps its expression
-temporaries (t0-t3, a2-a7) live across them.
+The helper routines (`__mul`, `__divmod`, `__snapshot`) are emitted into a service only when its code uses them.
+They take operands in a0 and a1, return in a0 (and a1) and clobber only a0, a1, t4, t5, t6 and ra, so compiled
+code keeps its expression temporaries (t0-t3, a2-a7) live across them.
 """
 
 from __future__ import annotations
 
 from tessera.firmware.isa import Opcode, encode_r
 from tessera.hw.noc_layouts import HOST_NODE, MAX_WORDS, MessageOp
+from tessera.os.chip import DOWN_TAG
 
 REGISTER_NUMBERS = {
     "zero": 0, "ra": 1, "sp": 2, "gp": 3, "tp": 4, "t0": 5, "t1": 6, "t2": 7, "s0": 8, "s1": 9,
@@ -30,8 +31,29 @@ LOG_TAG = 0xFFFF
 #: A received message in memory: sender, tag, length (0 = no message), then MAX_WORDS words.
 MSG_SENDER, MSG_TAG, MSG_LENGTH, MSG_WORDS = 0, 4, 8, 12
 MSG_BYTES = MSG_WORDS + 4 * MAX_WORDS
-#: The service header: init entry, handle entry, initial stack pointer, end of the image (the stack limit).
+#: The service header: start entry, handle entry, initial stack pointer, end of the image (the stack limit).
 HEADER_BYTES = 16
+#: A Python service's start entry (header word 0) calls init; the word after it, the upgrade entry, calls upgrade
+#: (or init when the service has no upgrade). After `tessera reload` hands the state over, the host points header
+#: word 0 at the upgrade entry before the tile runs (docs/services.md, "Start-up").
+UPGRADE_ENTRY_OFFSET = 4
+
+#: Snapshot messages to the host (docs/host-os.md, "Persistent services"): (byte address, 1..3 words) data
+#: messages, then (SNAPSHOT_COMMIT, words sent) to complete the snapshot.
+SNAPSHOT_TAG = 0xFFFD
+SNAPSHOT_COMMIT = 0xFFFF_FFFF
+#: Memory words one snapshot data message carries after its address.
+SNAPSHOT_WORDS_PER_MESSAGE = MAX_WORDS - 1
+#: Tag of `tessera reload`'s fence: the host's routine on a tile stopped at its boundary sends it (os/reload.py).
+FENCE_TAG = 0xFFFC
+#: Tags the host gives a fixed meaning (docs/host-os.md): a service may not send them to the host itself.
+#: Tag -> what the tag means and what to write instead.
+HOST_RESERVED_TAGS = {
+    LOG_TAG: "the host's log tag: write log(...)",
+    DOWN_TAG: "the DOWN report the chip sends when a tile stops: to stop, fail an `assert`",
+    SNAPSHOT_TAG: "the snapshot tag: call snapshot(), which sends the fields in the format the host stores",
+    FENCE_TAG: "the reload fence only the host's reload routine sends: use a tag below 0xFFFC",
+}
 
 CSR_CYCLE = 0xC00
 CSR_MHARTID = 0xF14
@@ -65,6 +87,41 @@ __mul:                      # a0 * a1 -> a0 (wrapping); shift-and-add over the s
     bnez a1, .Lmul_bit
     ret
 """
+
+def snapshot_routine() -> str:
+    """`__snapshot`: memory [a0, a0 + 4 * a1) to the host as one snapshot (SNAPSHOT_TAG messages and a commit)."""
+    put = {register: message_word(MessageOp.PUT, rs1=register) for register in ("a0", "a1", "t4")}
+    send = message_word(MessageOp.SEND, rs1="t6", rs2="t4")
+    return f"""\
+__snapshot:                 # a0 = first byte address, a1 = words; clobbers a0, t4-t6
+    mv t5, a1               # words left
+    beqz t5, .Lsnap_commit
+.Lsnap_message:             # (address, up to {SNAPSHOT_WORDS_PER_MESSAGE} words from it)
+    {put["a0"]}
+    li t6, {SNAPSHOT_WORDS_PER_MESSAGE}
+.Lsnap_word:
+    lw t4, 0(a0)
+    {put["t4"]}
+    addi a0, a0, 4
+    addi t5, t5, -1
+    addi t6, t6, -1
+    beqz t5, .Lsnap_send
+    bnez t6, .Lsnap_word
+.Lsnap_send:
+    li t6, {HOST_NODE}
+    li t4, {SNAPSHOT_TAG:#x}
+    {send}
+    bnez t5, .Lsnap_message
+.Lsnap_commit:              # (COMMIT, words): the snapshot is complete
+    li t4, -1
+    {put["t4"]}
+    {put["a1"]}
+    li t6, {HOST_NODE}
+    li t4, {SNAPSHOT_TAG:#x}
+    {send}
+    ret
+"""
+
 
 DIVMOD = """\
 __divmod:                   # a0 // a1 -> a0, a0 % a1 -> a1 (Python floor semantics); a1 = 0 faults

@@ -6,7 +6,7 @@ virtual board."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,6 +83,31 @@ def resolve(name: str, image: RuntimeImage | None, chip: Chip) -> int:
         raise TesseraError(f"unknown service {name!r}: no `tessera run` session serves this target; give --image "
                            f"or a tile number 0..{chip.info.tile_count - 1}")
     raise TesseraError(f"no service {name!r} in the image (services: {', '.join(t.service for t in image.tiles)})")
+
+
+def add_service_control(subparsers: argparse._SubParsersAction, name: str, help_text: str,
+                        run: Callable[[argparse.Namespace], int]) -> None:
+    """A `tessera NAME SERVICE [--target] [--image]` command (stop, restart)."""
+    parser = subparsers.add_parser(name, help=help_text)
+    parser.add_argument("name", help="service name (or tile number)")
+    add_target(parser)
+    add_image(parser)
+    parser.set_defaults(run=run)
+
+
+def control_service(args: argparse.Namespace, op: str,
+                    on_chip: Callable[[Chip, int, RuntimeImage | None], None]) -> None:
+    """Have the session of `args.target` do `op` to `args.name`; without a session, `on_chip(chip, tile, image)`
+    does it over the link."""
+    from tessera.os import session
+
+    port = session.find_session(args.target)
+    if port is not None:
+        session.request(port, {"op": op, "name": args.name})
+        return
+    image = load_image(args.image)
+    with chip_on(args.target) as chip:
+        on_chip(chip, resolve(args.name, image, chip), image)
 
 
 def format_ps(rows: Sequence[dict[str, object]]) -> str:

@@ -3,7 +3,9 @@
 Builds each demo's image into `--out` (default build/demo), opens the target once (default `sim`: the virtual
 board, started here and stopped at exit unless one is already running), then runs, in order: ping-pong,
 pipeline, parallel Mandelbrot, crash and recover, persistent key-value store, printing what each does. Exits 0
-when every demo got the answers it expects, 1 (with the reason) otherwise.
+when every demo got the answers it expects, 1 (with the reason) otherwise. Demo 6 (board I/O) is not in the tour:
+it needs a chip with LEDs and buttons and someone to press them (tests/test_demos.py plays them on the virtual
+board; os/demos/README.md).
 """
 
 from __future__ import annotations

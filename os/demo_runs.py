@@ -1,4 +1,4 @@
-"""The host side of the five demos in `os/demos/`: each function builds its image, boots it on `chip`, drives it,
+"""The host side of the six demos in `os/demos/`: each function builds its image, boots it on `chip`, drives it,
 prints what happens through `say` and returns its results (tests/test_demos.py checks them).
 
 Runner event lines (start, DOWN, restart, snapshot saved/restored) go to `events`; the crash demo also echoes
@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tessera.os.chip import Chip
 from tessera.os.demo_host import DemoError, DemoSystem, build_demo, is_output, png_bytes, signed
@@ -342,3 +343,47 @@ def run_kvstore(chip: Chip, folder: Path, say: Say, *, reset: Callable[[], Chip]
     restored = [re.sub(r"^\s*[0-9.]+ s\s+", "", line) for line in lines if "state restored" in line]
     say(f"host: the state was restored {len(restored)} times ({restored[-1] if restored else 'never'})")
     return KvResult(after_writes, after_restart, after_reset, lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. board I/O
+
+PRESS_BUTTON = 0
+STATE = 0x10
+#: fsm.py's LED patterns by state: off, LED 0, LED 1, both.
+LED_PATTERNS = (0b00, 0b01, 0b10, 0b11)
+
+
+class BoardPanel(Protocol):
+    """The board's button and LEDs as the host reaches them: on the virtual board the host plays the button
+    (tessera.sim.board_io); on a real board a person presses it and `leds` returns None (nobody can read them)."""
+
+    def press(self, button: int) -> None: ...
+
+    def leds(self, expected: int) -> int | None:
+        """The LEDs once they show `expected` (or what they show when they do not in time)."""
+
+
+@dataclass(frozen=True)
+class BoardIoResult:
+    states: list[tuple[int, int, int]]  # fsm's (state, pattern, presses) after each press
+    leds: list[int | None]  # what the LEDs showed after each press
+
+
+def run_boardio(chip: Chip, folder: Path, say: Say, *, panel: BoardPanel, presses: int = 5) -> BoardIoResult:
+    system = DemoSystem(chip, build_demo("boardio", folder), events=io.StringIO())
+    states: list[tuple[int, int, int]] = []
+    shown: list[int | None] = []
+    try:
+        say(f"panel (tile {system.tile('panel')}) subscribed to the button; fsm (tile {system.tile('fsm')}) steps the "
+            f"pattern; lamp (tile {system.tile('lamp')}) lights the LEDs")
+        for _ in range(presses):
+            panel.press(PRESS_BUTTON)
+            state, pattern, count = system.wait(system.output_from("fsm", STATE), "fsm's new state").words[:3]
+            states.append((state, pattern, count))
+            shown.append(panel.leds(pattern))
+            leds = "not visible from the host" if shown[-1] is None else f"{shown[-1]:02b}"
+            say(f"press {count}: state {state}, pattern {pattern:02b}; LEDs {leds}")
+    finally:
+        system.close()
+    return BoardIoResult(states, shown)

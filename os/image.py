@@ -25,7 +25,7 @@ from tessera.os.manifest import SourceKind
 from tessera.os.supervision import Strategy, SupervisorSpec
 
 MAGIC = b"\x89TSI\r\n\x1a\n"  # PNG-style: a non-ASCII byte, and line endings that text-mode copies would mangle
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: tiles carry their state fields
 HEADER = struct.Struct("<8sHHII")  # magic, format version, flags (0), body length, CRC-32 of the body
 SECTION = struct.Struct("<HHI")  # id, reserved (0), payload length; the payload is zero-padded to 4 bytes
 
@@ -44,7 +44,7 @@ class NameKind(enum.IntEnum):
 
     SERVICE = 0  # a service on a tile
     HOST = 1  # the host
-    IO = 2  # an I/O service the host provides
+    IO = 2  # a built-in service of the chip's I/O node (`led`, `button`; hw/io_node.py)
 
 
 SOURCE_KINDS = tuple(SourceKind)
@@ -68,6 +68,15 @@ class ChipParams:
 
 
 @dataclass(frozen=True)
+class StateField:
+    """Where one piece of a service's state lives in tile memory: what a snapshot of it covers."""
+
+    name: str
+    address: int  # byte address in tile memory
+    size: int  # bytes
+
+
+@dataclass(frozen=True)
 class TileImage:
     """One tile's contents: what to write from address 0 and how to configure it."""
 
@@ -78,10 +87,13 @@ class TileImage:
     memory: bytes  # loaded from address 0 (runtime and service, or a bare image)
     code_bytes: int  # the service's own share of `memory` (all of it for a bare image)
     stack_bytes: int  # stack the service needs at most (without recursion)
-    permissions: int  # bit i: may send to tile i; bit `tiles`: may send to the host (docs/network.md)
+    permissions: int  # bit i: may send to tile i; bit `tiles`: to the host; bit `tiles`+1: to the I/O node
     supervisor: int  # network address that receives the tile's DOWN messages
     persist: bool
     bare: bool
+    #: The service's state, in address order (Python: its fields; C: the objects in the state section; assembly:
+    #: `__state_start` .. `__state_end`); what `snapshot()` sends and a persistent service's host restores.
+    state_fields: tuple[StateField, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -313,8 +325,14 @@ def _write_tiles(w: _Writer, image: RuntimeImage) -> None:
         w.blob(tile.memory)
         w.u32(tile.code_bytes)
         w.u32(tile.stack_bytes)
-        w.blob(tile.permissions.to_bytes(_permission_bytes(image.chip.tiles), "little"))
+        size = max(_permission_bytes(image.chip.tiles), (tile.permissions.bit_length() + 7) // 8)  # + I/O bit
+        w.blob(tile.permissions.to_bytes(size, "little"))
         w.u16(tile.supervisor)
+        w.u16(len(tile.state_fields))
+        for state in tile.state_fields:
+            w.text(state.name)
+            w.u32(state.address)
+            w.u32(state.size)
 
 
 def _read_tiles(r: _Reader) -> tuple[TileImage, ...]:
@@ -326,8 +344,10 @@ def _read_tiles(r: _Reader) -> tuple[TileImage, ...]:
             raise r.error(f"tile {tile}: unknown flags {flags:#04x}")
         source, memory, code_bytes, stack_bytes = r.text(), r.blob(), r.u32(), r.u32()
         permissions = int.from_bytes(r.blob(), "little")
-        tiles.append(TileImage(tile, service, kind, source, memory, code_bytes, stack_bytes, permissions, r.u16(),
-                               bool(flags & _PERSIST), bool(flags & _BARE)))
+        supervisor = r.u16()
+        state_fields = tuple(StateField(r.text(), r.u32(), r.u32()) for _ in range(r.u16()))
+        tiles.append(TileImage(tile, service, kind, source, memory, code_bytes, stack_bytes, permissions, supervisor,
+                               bool(flags & _PERSIST), bool(flags & _BARE), state_fields))
     r.finish()
     return tuple(tiles)
 
@@ -439,8 +459,9 @@ def check(image: RuntimeImage, file: str) -> None:
         if len(tile.memory) + tile.stack_bytes > chip.mem_bytes:
             raise fail(f"tile {tile.tile}: {len(tile.memory)} bytes + {tile.stack_bytes} bytes of stack exceed "
                        f"{chip.mem_bytes} bytes")
-        if tile.permissions >> (chip.tiles + 1):
+        if tile.permissions >> (chip.tiles + 2):  # the tiles, the host and the I/O node
             raise fail(f"tile {tile.tile}: permissions {tile.permissions:#x} name nodes beyond the chip")
+        _check_state_fields(tile, fail)
     services = [tile.service for tile in image.tiles]
     if len(set(services)) != len(services):
         raise fail(f"a service runs on two tiles: {services}")
@@ -467,6 +488,19 @@ def check(image: RuntimeImage, file: str) -> None:
             raise fail(f"initial message to {message.to!r} (address {message.address}) does not match the names")
 
 
+def _check_state_fields(tile: TileImage, fail: Callable[[str], ImageError]) -> None:
+    """State fields are named once, in ascending address order, do not overlap and lie in the memory image."""
+    end = 0
+    for state in tile.state_fields:
+        if state.address < end or state.size == 0 or state.address + state.size > len(tile.memory):
+            raise fail(f"tile {tile.tile}: state field {state.name!r} ({state.size} bytes at {state.address:#x}) "
+                       f"overlaps another, is empty or lies outside the {len(tile.memory)}-byte memory image")
+        end = state.address + state.size
+    names = [state.name for state in tile.state_fields]
+    if len(set(names)) != len(names):
+        raise fail(f"tile {tile.tile}: a state field is named twice: {names}")
+
+
 # -- reading it ------------------------------------------------------------------------------------------------
 
 
@@ -474,8 +508,11 @@ def permitted_names(image: RuntimeImage, tile: TileImage) -> list[str]:
     """The names whose node the tile may send to, in name-table order."""
     out = []
     for entry in image.names:
-        index = image.chip.tiles if entry.address == image.chip.host_node else entry.address
-        if entry.kind != NameKind.IO and tile.permissions >> index & 1:
+        if entry.kind == NameKind.IO:
+            index = image.chip.tiles + 1
+        else:
+            index = image.chip.tiles if entry.address == image.chip.host_node else entry.address
+        if tile.permissions >> index & 1:
             out.append(entry.name)
     return out
 
@@ -509,6 +546,12 @@ def describe(image: RuntimeImage) -> str:
         allowed = ", ".join(permitted_names(image, tile)) or "nobody"
         supervisor = "host" if tile.supervisor == chip.host_node else f"node {tile.supervisor}"
         lines.append(f"  {tile.service:<{width}}  -> {allowed}  (DOWN to {supervisor})")
+    persistent = [tile for tile in image.tiles if tile.persist]
+    if persistent:
+        lines += ["", "state of persistent services (restored before they run):"]
+        for tile in persistent:
+            fields = ", ".join(f"{state.name} {state.size} B at {state.address:#x}" for state in tile.state_fields)
+            lines.append(f"  {tile.service:<{width}}  {fields or 'no state fields'}")
     lines += ["", "initial messages:"]
     for message in image.messages:
         words = " ".join(f"{word:#x}" for word in message.words)

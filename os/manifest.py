@@ -27,6 +27,9 @@ from tessera.os.supervision import Strategy, SupervisorSpec
 
 #: The name a service uses for the host (for `sends`); no service or supervisor may take it.
 HOST_NAME = "host"
+#: The built-in services of the chip's I/O node (hw/io_node.py, docs/boards.md): `led` takes SET_LEDS, `button`
+#: SUBSCRIBE/UNSUBSCRIBE. A service lists them in `sends` without declaring them; nothing else may take the names.
+IO_NAMES = ("led", "button")
 #: Most tiles a chip can have: node addresses are 7 bits and the host takes the last one (docs/network.md).
 MAX_TILES = 127
 #: Payload words in one message (docs/network.md).
@@ -48,9 +51,11 @@ class SourceKind(enum.Enum):
     PYTHON = "python"
     ASSEMBLY = "assembly"
     C = "c"
+    ELF = "elf"  # a prebuilt RV32I executable linked with firmware/c/service.ld
 
 
-SOURCE_SUFFIXES = {".py": SourceKind.PYTHON, ".s": SourceKind.ASSEMBLY, ".S": SourceKind.ASSEMBLY, ".c": SourceKind.C}
+SOURCE_SUFFIXES = {".py": SourceKind.PYTHON, ".s": SourceKind.ASSEMBLY, ".S": SourceKind.ASSEMBLY, ".c": SourceKind.C,
+                   ".elf": SourceKind.ELF}
 
 
 def format_path(path: KeyPath) -> str:
@@ -216,6 +221,9 @@ class _Checker:
             raise self.error(path, f"{what} name {value!r} is not an identifier (letters, digits, _)")
         if value == HOST_NAME:
             raise self.error(path, f"`{HOST_NAME}` is reserved for the host; choose another {what} name")
+        if value in IO_NAMES:
+            raise self.error(path, f"`{value}` is a built-in service of the chip's I/O node; "
+                                   f"choose another {what} name")
         return value
 
     # -- sections ----------------------------------------------------------------------------------------
@@ -267,7 +275,7 @@ class _Checker:
         kind = SOURCE_SUFFIXES.get(source.suffix)
         if kind is None:
             raise self.error((*path, "source"), f"{source_text!r}: unknown source type {source.suffix!r} "
-                                                f"(use .py, .s or .c)")
+                                                f"(use .py, .s, .c or .elf)")
         if not source.is_file():
             raise self.error((*path, "source"), f"{source_text!r} not found (looked for {source})")
         tile = None
@@ -279,17 +287,17 @@ class _Checker:
         for index, destination in enumerate(sends):
             where = (*path, "sends", index)
             self.string(destination, where)
-            if destination != HOST_NAME and destination not in declared:
+            if destination != HOST_NAME and destination not in IO_NAMES and destination not in declared:
                 raise self.error(where, f"sends to {destination!r}, which is not a declared service "
-                                        f"(declared: {', '.join(sorted(declared))}, and {HOST_NAME})")
+                                        f"(declared: {', '.join(sorted(declared))}, and {HOST_NAME}, "
+                                        f"{', '.join(IO_NAMES)})")
             if destination in sends[:index]:
                 raise self.error(where, f"{destination!r} is listed twice")
         persist = self.boolean(entry.get("persist", False), (*path, "persist"))
-        bare = self.boolean(entry.get("bare", kind is SourceKind.C), (*path, "bare"))
-        if kind is SourceKind.PYTHON and bare:
-            raise self.error((*path, "bare"), "a Python service always runs on the tile runtime")
-        if kind is SourceKind.C and not bare:
-            raise self.error((*path, "bare"), "C services are whole tile images (crt0 at address 0): bare = true")
+        bare = self.boolean(entry.get("bare", False), (*path, "bare"))
+        if kind in (SourceKind.PYTHON, SourceKind.ELF) and bare:
+            raise self.error((*path, "bare"), f"{'a Python' if kind is SourceKind.PYTHON else 'an ELF'} service "
+                                              f"always runs on the tile runtime")
         if "stack" in entry and kind is SourceKind.PYTHON:
             raise self.error((*path, "stack"), "the compiler computes a Python service's stack; remove this key")
         stack = self.integer(entry.get("stack", DEFAULT_STACK_BYTES), (*path, "stack"), 0)

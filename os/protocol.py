@@ -139,6 +139,7 @@ class Opcode(enum.IntEnum):
     SET_WATCHDOG = 9
     SEND = 10
     ACK_MESSAGE = 11
+    REPUSH_MESSAGE = 12
     MESSAGE = 31
 
 
@@ -175,6 +176,7 @@ class Feature(enum.IntFlag):
     SEND_PERMISSIONS = 1 << 3
     SUPERVISOR = 1 << 4  # faults become DOWN messages to the supervisor
     MESSAGE_UNIT = 1 << 5  # tiles execute custom-0 message instructions
+    IO_NODE = 1 << 6  # LEDs/buttons node at address tile_count (hw/io_node.py), permission bit tile_count+1
 
 
 class ConfigRegister(enum.IntEnum):
@@ -375,6 +377,15 @@ class AckMessage(Command):
         if not 0 <= self.push_seq <= 0xFF:
             raise ValueError(f"push sequence {self.push_seq} out of range 0..255")
         return bytes([self.push_seq])
+
+
+@dataclass(frozen=True)
+class RepushMessage(Command):
+    """Have the bridge push its pending MESSAGE frame again, if it has one; frees nothing. The host's repair for a
+    MESSAGE frame that arrived damaged or not at all, usable without knowing the pending push number (a host that
+    starts while the bridge holds a message pushed to an earlier session cannot know it)."""
+
+    opcode = Opcode.REPUSH_MESSAGE
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -16,14 +16,23 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
 from tessera.os.chip import Chip, Down, Incoming, describe_status
 from tessera.os.errors import TesseraError
-from tessera.os.image import RuntimeImage, TileImage
-from tessera.os.persist import Snapshots
+from tessera.os.image import NameKind, RuntimeImage, TileImage
+from tessera.os.protocol import Feature
+from tessera.os.persist import Snapshots, write_words
+from tessera.os.reload import (
+    BOUNDARY_TIMEOUT_S,
+    Handover,
+    ReloadError,
+    check_compatible,
+    hand_over,
+    reach_boundary,
+)
 from tessera.os.supervision import (
     Decision,
     Event,
@@ -61,7 +70,7 @@ def event_log_path(image_path: Path) -> Path:
 class Runner:
     """One image on one chip. `out` receives event, log and message lines; `progress` (stderr by default) the
     load progress bar. `clock` gives seconds (monotonic). `on_message` may claim a message (return True) before
-    the runner prints it: the session server uses it for `tessera call` replies."""
+    the runner prints it: the session server uses it for `tessera call` replies; `watchers` see every message."""
 
     def __init__(self, chip: Chip, image: RuntimeImage, *, image_path: Path | None = None,
                  out: TextIO | None = None, progress: TextIO | None = None,
@@ -77,6 +86,8 @@ class Runner:
         self.supervision = Supervision(image.tree, {tile.service: tile.tile for tile in image.tiles})
         self.snapshots = Snapshots(image, image_path) if image_path is not None else None
         self.on_message: Callable[[Incoming], bool] | None = None
+        #: Called with every message the chip pushes, before it is handled (`tessera trace` records them).
+        self.watchers: list[Callable[[Incoming], None]] = []
         self.stopped_report: str | None = None
         self._t0 = clock()
         self._log_file = event_log_path(image_path).open("a", encoding="utf-8") if image_path else None
@@ -92,6 +103,9 @@ class Runner:
             ("mailbox depth", want.mailbox_depth, info.mailbox_depth),
             ("host node", want.host_node, info.host_node),
         ) if wanted != actual]
+        io_names = [entry.name for entry in self.image.names if entry.kind == NameKind.IO]
+        if io_names and not info.features & Feature.IO_NODE:
+            differences.append(f"I/O services: the image sends to {', '.join(io_names)}, the chip has no I/O node")
         if differences:
             raise ChipMismatch(f"the image {self._image_name()} was built for another chip than the one at "
                                f"{self.chip.link.target} ({'; '.join(differences)}): rebuild it with "
@@ -146,6 +160,8 @@ class Runner:
 
     def handle(self, message: Incoming) -> None:
         """Dispatch one message the chip pushed."""
+        for watch in self.watchers:
+            watch(message)
         if message.is_down:
             self.on_down(message.down())
         elif self.snapshots is not None and self.snapshots.accepts(message):
@@ -199,6 +215,27 @@ class Runner:
         self._event(LogRecord(self._now_ms(), Event.RESTARTED, state.tile.tile, name, "host", "operator",
                               "tessera restart"))
 
+    def reload_service(self, name: str, image: RuntimeImage, image_name: str,
+                       timeout: float = BOUNDARY_TIMEOUT_S) -> str:
+        """Replace `name`'s code with its build in `image` at a message boundary, handing its state over (see
+        tessera.os.reload); no other tile receives a command. Returns a one-line summary."""
+        state = self.service(name)
+        old = state.tile
+        new = check_compatible(self.image, image, name, image_name)
+        if not state.running:
+            raise ReloadError(f"{name} is not running: `tessera restart {name}` starts it (with its running code)")
+        reach_boundary(self.chip, old.tile, self.handle, timeout)
+        handover = hand_over(self.chip, old, new)
+        self.image = replace(self.image, tiles=tuple(new if t.tile == new.tile else t for t in self.image.tiles))
+        self.by_tile[new.tile] = new
+        state.tile = new
+        if new.persist and self.snapshots is not None and handover.words:
+            self.snapshots.save(new, handover.words)  # a later restart of the new code restores this state
+        self._start(new, reload=True, handover=handover)
+        summary = handover.summary()
+        self._line(f"reloaded: tile {new.tile} service {name} from {image_name}: {summary}")
+        return summary
+
     def service(self, name: str) -> ServiceState:
         try:
             return self.services[name]
@@ -222,6 +259,10 @@ class Runner:
         for name in reversed(self.supervision.start_order):
             self._stop(self.services[name].tile)
         self._line("all tiles stopped")
+        self.close()
+
+    def close(self) -> None:
+        """Close the event log; the tiles are left as they are."""
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -232,7 +273,8 @@ class Runner:
         self.chip.set_permissions(tile.tile, tile.permissions)
         self.chip.set_supervisor(tile.tile, tile.supervisor)
 
-    def _start(self, tile: TileImage, *, reload: bool) -> None:
+    def _start(self, tile: TileImage, *, reload: bool, handover: Handover | None = None) -> None:
+        """(Reload,) configure, put the state back (`handover`, else a persistent service's snapshot), RUN."""
         if reload:
             self.chip.halt(tile.tile)
             self.chip.reset(tile.tile)
@@ -240,7 +282,9 @@ class Runner:
             self._configure(tile)
         else:
             self.chip.reset(tile.tile)
-        if tile.persist and self.snapshots is not None:
+        if handover is not None:
+            write_words(self.chip, tile.tile, {**handover.words, **handover.start})
+        elif tile.persist and self.snapshots is not None:
             restored = self.snapshots.restore(self.chip, tile)
             if restored.problem:
                 self._line(f"{tile.service} (tile {tile.tile}): {restored.problem}")
@@ -260,9 +304,11 @@ class Runner:
             who = self._who(message.source)
             self._line(f"{who}: snapshot ignored: the service is not marked persist")
             return
-        saved = self.snapshots.receive(tile, message)
-        if saved is not None:
-            self._line(f"{tile.service} (tile {tile.tile}): state saved to {saved}")
+        received = self.snapshots.receive(tile, message)
+        if received.problem:
+            self._line(f"{tile.service} (tile {tile.tile}): {received.problem}")
+        if received.saved is not None:
+            self._line(f"{tile.service} (tile {tile.tile}): state saved to {received.saved}")
 
     def _who(self, node: int) -> str:
         tile = self.by_tile.get(node)

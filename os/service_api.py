@@ -31,6 +31,7 @@ __all__ = [
     "send",
     "send_to",
     "sleep",
+    "snapshot",
     "u32ge",
     "u32gt",
     "u32le",
@@ -162,6 +163,7 @@ class Host(Protocol):
     def now(self) -> int: ...
     def sleep(self, cycles: int) -> None: ...
     def me(self) -> int: ...
+    def snapshot(self) -> None: ...
 
 
 class _HostSlot(threading.local):
@@ -227,6 +229,15 @@ def sleep(cycles: int) -> None:
 def me() -> int:
     """This tile's own node address."""
     return _current().me()
+
+
+def snapshot() -> None:
+    """Send the service's whole state (every field, as laid out in tile memory) to the host as one snapshot.
+
+    For a service with `persist = true` the host keeps the last complete snapshot and writes it back into the tile
+    before the service runs again (docs/services.md, "Persistent state").
+    """
+    _current().snapshot()
 
 
 def u32lt(a: int, b: int) -> bool:

@@ -16,6 +16,7 @@ from importlib import resources
 from tessera.firmware.asm import Program as AsmProgram
 from tessera.firmware.asm import assemble
 from tessera.os.codegen import Layout, generate
+from tessera.os.image import StateField
 from tessera.os.service_lang import CompileError, Program, check
 
 #: A tile's runtime may use at most this much memory (a quarter of a 1 KiB tile).
@@ -60,6 +61,12 @@ class ServiceImage:
 
     def field_address(self, name: str) -> int:
         return self.service.symbols["service_data"] + self.program.fields[name].offset
+
+    @property
+    def state_fields(self) -> tuple[StateField, ...]:
+        """Every field's address and size, in address order: the service's state as `snapshot()` sends it."""
+        fields = sorted(self.program.fields.values(), key=lambda f: f.offset)
+        return tuple(StateField(f.name, self.field_address(f.name), f.byte_size) for f in fields)
 
 
 def build_service(source: str, filename: str = "<service>", mem_bytes: int = 1024,

@@ -13,6 +13,8 @@ import ast
 from dataclasses import dataclass, field
 
 from tessera.os import service_int32 as i32
+from tessera.os.codegen_support import HOST_NODE, HOST_RESERVED_TAGS
+from tessera.os.manifest import HOST_NAME
 from tessera.os.service_api import API_NAMES
 
 #: Most payload words one message carries (the mailbox's N, docs/network.md).
@@ -21,6 +23,9 @@ MAX_WORDS = 4
 MAX_ARGS = 8
 #: Module the API is imported from.
 API_MODULE = "tessera.os.service_api"
+#: Methods the runtime calls once when the tile starts: `init`, or `upgrade` instead when the host has just handed
+#: the previous build's state over (`tessera reload`); both optional.
+STARTS = ("init", "upgrade")
 
 INT = "int"
 MSG = "msg"
@@ -32,8 +37,8 @@ API_VALUE = {"receive": MSG, "call": MSG, "now": INT, "me": INT, "u32lt": INT, "
              "u32ge": INT, "u32shr": INT}
 #: API calls whose payload words are their (remaining) positional arguments.
 API_SENDERS = {"send": 1, "send_to": 1, "reply": 0, "call": 1, "log": 0}
-API_FIXED_ARGS = {"receive": 0, "now": 0, "me": 0, "sleep": 1, "u32lt": 2, "u32le": 2, "u32gt": 2, "u32ge": 2,
-                  "u32shr": 2}
+API_FIXED_ARGS = {"receive": 0, "now": 0, "me": 0, "sleep": 1, "snapshot": 0, "u32lt": 2, "u32le": 2,
+                  "u32gt": 2, "u32ge": 2, "u32shr": 2}
 API_KEYWORDS = {"send": {"tag"}, "send_to": {"tag"}, "call": {"tag", "timeout"}, "receive": {"timeout"}}
 
 #: Refused statement and expression kinds: (what it is, what to write instead).
@@ -257,6 +262,13 @@ class _ModuleChecker:
             return i32.BINARY[type(node.op).__name__](left, right)
         raise self.error(node, "not a constant integer expression: use literals, other constants and operators")
 
+    def constant_or_none(self, node: ast.expr) -> int | None:
+        """The value of a constant integer expression, or None when `node` is not one."""
+        try:
+            return self.const_eval(node)
+        except CompileError:
+            return None
+
     def literal(self, node: ast.Constant) -> int:
         value = int(node.value)
         if not i32.INT_MIN <= value <= i32.MASK32:
@@ -292,12 +304,12 @@ class _ModuleChecker:
         types = [self.param_type(node, p) for p in params]
         if is_method and node.name == "handle" and (len(params) != 1):
             raise self.error(node, "handle must be `def handle(self, msg):`")
-        if is_method and node.name == "init" and params:
-            raise self.error(node, "init must be `def init(self):`")
+        if is_method and node.name in STARTS and params:
+            raise self.error(node, f"{node.name} must be `def {node.name}(self):`")
         if is_method and node.name == "handle":
             types = [MSG]
         returns = any(isinstance(n, ast.Return) and n.value is not None for n in _walk_function(node))
-        if is_method and node.name in ("init", "handle") and returns:
+        if is_method and node.name in (*STARTS, "handle") and returns:
             raise self.error(node, f"{node.name} returns nothing: reply(...) sends results")
         label = function_label(node.name, is_method)
         (self.methods if is_method else self.module_functions)[node.name] = label
@@ -780,7 +792,7 @@ class _FunctionChecker:
         self.no_keywords(node, callee.name)
         if len(node.args) != len(callee.params):
             raise self.error(node, f"{callee.name} takes {len(callee.params)} arguments, not {len(node.args)}")
-        if callee.name in ("init", "handle") and callee.is_method:
+        if callee.name in (*STARTS, "handle") and callee.is_method:
             raise self.error(node, f"{callee.name} is called by the runtime, not by the service")
         for arg, kind in zip(node.args, callee.param_types):
             if kind == MSG:
@@ -840,10 +852,26 @@ class _FunctionChecker:
             raise self.error(node, f"{name} takes {API_FIXED_ARGS[name]} argument(s)")
         for arg in args:
             self.int_expr(arg, assigned)
+        if name in ("send", "send_to", "call"):
+            self.check_host_tag(node, name)
         kind = API_VALUE.get(name)
         if as_value and kind is None:
             raise self.error(node, f"{name} returns nothing: it cannot be used as a value")
         return kind or INT
+
+
+    def check_host_tag(self, node: ast.Call, name: str) -> None:
+        """Refuse a send to the host with a tag the host reserves (docs/host-os.md): the host would take the
+        message for a log line, a DOWN report, a snapshot or a reload fence."""
+        tag = next((k.value for k in node.keywords if k.arg == "tag"), None)
+        destination = node.args[0]
+        if name == "send_to":
+            to_host = self.module.constant_or_none(destination) == HOST_NODE
+        else:
+            to_host = isinstance(destination, ast.Constant) and destination.value == HOST_NAME
+        value = self.module.constant_or_none(tag) if tag is not None else None
+        if to_host and value is not None and value in HOST_RESERVED_TAGS:
+            raise self.error(tag, f"tag 0x{value:04X} is reserved for the host: it is {HOST_RESERVED_TAGS[value]}")
 
 
 def _is_message_source(node: ast.expr | None) -> bool:

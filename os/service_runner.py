@@ -21,9 +21,17 @@ from dataclasses import dataclass, field
 from tessera.os import service_api, service_int32
 from tessera.firmware.isa import Cause
 from tessera.hw.noc_layouts import TIMEOUT_BITS
-from tessera.os.codegen_support import HOST_NODE, LOG_TAG
+from tessera.os.codegen_support import (
+    HEADER_BYTES,
+    HOST_NODE,
+    LOG_TAG,
+    SNAPSHOT_COMMIT,
+    SNAPSHOT_TAG,
+    SNAPSHOT_WORDS_PER_MESSAGE,
+)
+from tessera.os.service_build import runtime
 from tessera.os.service_api import ByteArray, FaultReason, Message, ServiceFault, WordArray
-from tessera.os.service_lang import Program, check
+from tessera.os.service_lang import Field, Program, check
 
 MASK32 = 0xFFFF_FFFF
 #: Receive timeouts the message unit accepts: 0 .. 2**TIMEOUT_BITS - 1 cycles.
@@ -138,14 +146,18 @@ class ServiceRunner:
         self._thread: threading.Thread | None = None
         self._crash: Exception | None = None
         self._stopped = False  # the service faulted: it takes no more messages
+        self._handed_over = False  # start with upgrade (if any) instead of init
 
     # -- driving the service ---------------------------------------------------------------------------
     # The service runs on a thread of its own, like the tile's dispatch loop: init, then receive and handle
     # for ever. The driver's calls return once the service waits on an empty mailbox or has faulted, so a
     # receive() inside a handler resumes when a later deliver() brings its message, as on the tile.
 
-    def start(self) -> None:
-        """Run `init`, then handle whatever is queued; return when the service waits for more."""
+    def start(self, *, handed_over: bool = False) -> None:
+        """Run `init` (or, when `handed_over`, `upgrade` if the service has one: the state of its previous build
+        was handed over, as `tessera reload` does on the tile), then handle whatever is queued; return when the
+        service waits for more."""
+        self._handed_over = handed_over
         self._thread = threading.Thread(target=self._dispatch, name=f"service {self.program.service}", daemon=True)
         self._thread.start()
         self._settle()
@@ -177,7 +189,10 @@ class ServiceRunner:
     def _dispatch(self) -> None:
         service_api.bind_host(self)
         try:
-            self.instance.init()
+            if self._handed_over and "upgrade" in self.program.methods:
+                self.instance.upgrade()
+            else:
+                self.instance.init()
             while True:
                 self.current = self._take()
                 self.instance.handle(self.current)
@@ -240,7 +255,53 @@ class ServiceRunner:
     def me(self) -> int:
         return self.node
 
+    def snapshot(self) -> None:
+        """The messages the tile's `__snapshot` sends: the fields' memory words, then the commit."""
+        words = self.state_words()
+        address = runtime().symbols["runtime_end"] + HEADER_BYTES  # where the compiler puts the first field
+        for start in range(0, len(words), SNAPSHOT_WORDS_PER_MESSAGE):
+            chunk = words[start:start + SNAPSHOT_WORDS_PER_MESSAGE]
+            self._send(HOST_NODE, (address + 4 * start, *chunk), SNAPSHOT_TAG)
+        self._send(HOST_NODE, (SNAPSHOT_COMMIT, len(words)), SNAPSHOT_TAG)
+
     # -- observing ------------------------------------------------------------------------------------
+
+    def state_words(self) -> list[int]:
+        """The fields as the tile holds them in memory: little-endian words from the first field's offset."""
+        memory = bytearray(self.program.data_bytes)
+        for name, data in self.field_bytes().items():
+            offset = self.program.fields[name].offset
+            memory[offset:offset + len(data)] = data
+        return [int.from_bytes(memory[i:i + 4], "little") for i in range(0, len(memory), 4)]
+
+    def field_bytes(self) -> dict[str, bytes]:
+        """Every field's bytes as they lie in tile memory (little-endian; a byte string padded to whole words)."""
+        out: dict[str, bytes] = {}
+        for f, values in zip(self.program.fields.values(), self.field_values().values()):
+            width = 1 if f.kind == "bytes" else 4
+            out[f.name] = b"".join(value.to_bytes(width, "little") for value in values).ljust(f.byte_size, b"\0")
+        return out
+
+    def take_state(self, old: ServiceRunner) -> None:
+        """Hand `old`'s state over to this (not yet started) runner as `tessera reload` does on the tile
+        (tessera.os.reload.carry_over): every field whose name both have gets the first min(old, new) bytes of
+        the old field as it lies in memory; the other fields keep their initial values."""
+        ours = self.field_bytes()
+        for name, data in old.field_bytes().items():
+            if name in ours:
+                self._write_field(self.program.fields[name], data[:len(ours[name])] + ours[name][len(data):])
+
+    def _write_field(self, f: Field, memory: bytes) -> None:
+        """Set field `f` from its bytes as they lie in memory."""
+        if f.kind == "bytes":
+            values = list(memory[:f.size])
+        else:
+            values = [service_int32.wrap(int.from_bytes(memory[i:i + 4], "little")) for i in range(0, 4 * f.size, 4)]
+        if f.kind == "int":
+            setattr(self.instance, f.name, values[0])
+        else:
+            for index, value in enumerate(values):
+                getattr(self.instance, f.name)[index] = value
 
     def field_values(self) -> dict[str, list[int]]:
         """Every field as unsigned 32-bit words (arrays element by element), for comparison with a tile."""

@@ -1,8 +1,10 @@
 """Runs a compiled service on the golden tile model with a scripted message unit.
 
 The counterpart of `tessera.os.service_runner.ServiceRunner` with the same driving interface (`deliver`,
-`start`, `sent`, `fault`, `field_values`), so differential tests feed both the same messages and compare. It
-also measures: code size and instructions per handled message (`instructions_per_message`).
+`start`, `sent`, `fault`, `state_words`; `field_values` for Python services), so differential tests feed both the
+same messages and compare. It also measures: code size and instructions per handled message
+(`instructions_per_message`). `TileRun` runs any tile image (a C, assembly or ELF service from a runtime image);
+`TileService` compiles a Python service first.
 
 `ScriptedMessageUnit` implements the custom-0 message instructions of docs/network.md on a Python queue. Time is
 abstract, as in the runner: a timed receive with an empty mailbox times out at once. A blocking receive with an
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 
 from tessera.firmware.isa import Cause, TileState
 from tessera.hw.noc_layouts import MAX_WORDS, NODE_BITS, TIMEOUT_BITS, MessageOp
+from tessera.os.image import StateField
 from tessera.os.service_api import FaultReason
 from tessera.os.service_build import ServiceImage, build_service
 from tessera.os.service_runner import Outgoing
@@ -87,16 +90,15 @@ class TileFault:
     reason: FaultReason | None
 
 
-class TileService:
-    """A compiled service on a TileModel, driven like ServiceRunner."""
+class TileRun:
+    """A tile image (runtime and service from address 0) on a TileModel, driven like ServiceRunner."""
 
-    def __init__(self, source: str, filename: str = "<service>", *, mem_bytes: int = 1024,
-                 names: Mapping[str, int] | None = None, node: int = 0,
-                 permitted: frozenset[int] | None = None, max_steps: int = 2_000_000) -> None:
-        self.image: ServiceImage = build_service(source, filename, mem_bytes, names)
+    def __init__(self, memory: bytes, state_fields: tuple[StateField, ...] = (), *, mem_bytes: int = 1024,
+                 node: int = 0, permitted: frozenset[int] | None = None, max_steps: int = 2_000_000) -> None:
+        self.state_fields = state_fields
         self.unit = ScriptedMessageUnit(permitted)
         self.model = TileModel(mem_bytes, tile_id=node, message_unit=self.unit)
-        self.model.load(self.image.words())
+        self.model.load_bytes(memory)
         self.max_steps = max_steps
         self.fault: TileFault | None = None
         self.started = False
@@ -132,6 +134,24 @@ class TileService:
             elif steps > self.max_steps:
                 raise TimeoutError(f"the service ran {self.max_steps} steps without waiting for a message")
         return model.instret - before
+
+    def state_words(self) -> list[int]:
+        """The words of the state fields, in address order (what `snapshot()` sends)."""
+        memory = self.model.mem
+        return [int.from_bytes(memory[address:address + 4], "little") for state in self.state_fields
+                for address in range(state.address, state.address + state.size, 4)]
+
+
+class TileService(TileRun):
+    """A Python service, compiled, on a TileModel."""
+
+    def __init__(self, source: str, filename: str = "<service>", *, mem_bytes: int = 1024,
+                 names: Mapping[str, int] | None = None, node: int = 0,
+                 permitted: frozenset[int] | None = None, max_steps: int = 2_000_000) -> None:
+        self.image: ServiceImage = build_service(source, filename, mem_bytes, names)
+        memory = b"".join(word.to_bytes(4, "little") for word in self.image.words())
+        super().__init__(memory, self.image.state_fields, mem_bytes=mem_bytes, node=node, permitted=permitted,
+                         max_steps=max_steps)
 
     def field_values(self) -> dict[str, list[int]]:
         """Every field as unsigned words (bytes as 0..255), read from the tile's memory."""

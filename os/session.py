@@ -1,5 +1,5 @@
 """The running system's control point: while `tessera run` holds the link, the other commands (`send`, `call`,
-`ps`, `stop`, `restart`) talk to it instead of the chip, since a link has one host at a time.
+`ps`, `top`, `trace`, `stop`, `restart`, `reload`) talk to it instead of the chip, since a link has one host at a time.
 
 `tessera run` registers a session for its target: a file `<session dir>/<target>.json` holding the localhost port
 of a small server (one JSON object per line each way). A command first looks for the session of its `--target`;
@@ -9,6 +9,8 @@ with none, it opens the link itself (`tessera.os.commands`). Requests:
     {"op": "send", "name": N, "tag": T, "words": [...]}
     {"op": "call", "name": N, "tag": T, "words": [...], "timeout": S} -> {"ok": true, "words": [...]}
     {"op": "stop" | "restart", "name": N}
+    {"op": "reload", "name": N, "image": PATH, "timeout": S}  -> {"ok": true, "summary": "state handed over ..."}
+    {"op": "trace", "seconds": S, "interval": I}    -> after S seconds {"ok": true, "trace": Trace.to_json()}
 Errors come back as {"ok": false, "error": "one line"}.
 """
 
@@ -25,7 +27,9 @@ from typing import Any
 
 from tessera.os.chip import Incoming
 from tessera.os.errors import TesseraError
+from tessera.os.image import read_image
 from tessera.os.runner import Runner
+from tessera.os.trace import TraceRecorder
 
 SESSION_DIR_ENV = "TESSERA_SESSION_DIR"
 REQUEST_TIMEOUT_S = 30.0
@@ -51,6 +55,15 @@ class _Call:
     deadline: float
 
 
+@dataclass
+class _Tracing:
+    connection: socket.socket
+    recorder: TraceRecorder
+    deadline: float
+    interval: float
+    next_sample: float
+
+
 class SessionServer:
     """Serves requests for `runner` between its polls (`runner.serve(idle=server.idle)`)."""
 
@@ -63,16 +76,18 @@ class SessionServer:
         self.path.write_text(json.dumps({"port": self._listener.getsockname()[1], "pid": os.getpid(),
                                          "image": str(runner.image_path)}))
         self._calls: list[_Call] = []
+        self._traces: list[_Tracing] = []
         runner.on_message = self._reply_to_call
 
     def close(self) -> None:
         self._listener.close()
         self.path.unlink(missing_ok=True)
-        for call in self._calls:
-            call.connection.close()
+        for pending in [*self._calls, *self._traces]:
+            pending.connection.close()
 
     def idle(self) -> None:
         now = time.monotonic()
+        self._advance_traces(now)
         for call in [c for c in self._calls if now >= c.deadline]:
             self._calls.remove(call)
             name = self.runner.by_tile[call.tile].service
@@ -99,10 +114,16 @@ class SessionServer:
         runner = self.runner
         if op == "ps":
             return {"ok": True, "rows": runner.ps()}
+        if op == "trace":
+            self._start_trace(connection, float(request["seconds"]), float(request["interval"]))
+            return None
         name = request["name"]
         tile = runner.service(name).tile.tile
         if op == "send" or op == "call":
-            runner.chip.send(tile, int(request.get("tag", 0)), [int(w) for w in request["words"]])
+            tag, words = int(request.get("tag", 0)), [int(w) for w in request["words"]]
+            runner.chip.send(tile, tag, words)
+            for tracing in self._traces:
+                tracing.recorder.sent(tile, tag, words)
             if op == "send":
                 return {"ok": True}
             self._calls.append(_Call(connection, tile, time.monotonic() + float(request.get("timeout", 2.0))))
@@ -113,7 +134,31 @@ class SessionServer:
         if op == "restart":
             runner.restart_service(name)
             return {"ok": True}
+        if op == "reload":
+            path = Path(request["image"])
+            summary = runner.reload_service(name, read_image(path), str(path), float(request["timeout"]))
+            return {"ok": True, "summary": summary}
         raise SessionError(f"unknown request {op!r}")
+
+    def _start_trace(self, connection: socket.socket, seconds: float, interval: float) -> None:
+        runner = self.runner
+        recorder = TraceRecorder(runner.chip, {t.tile: t.service for t in runner.image.tiles},
+                                 {t.tile: t.permissions for t in runner.image.tiles})
+        recorder.sample()
+        runner.watchers.append(recorder.observe)
+        now = time.monotonic()
+        self._traces.append(_Tracing(connection, recorder, now + seconds, interval, now + interval))
+
+    def _advance_traces(self, now: float) -> None:
+        """Sample the traces that are due; answer those whose window is over."""
+        for tracing in list(self._traces):
+            if now >= tracing.next_sample or now >= tracing.deadline:
+                tracing.recorder.sample()
+                tracing.next_sample += tracing.interval
+            if now >= tracing.deadline:
+                self._traces.remove(tracing)
+                self.runner.watchers.remove(tracing.recorder.observe)
+                _answer(tracing.connection, {"ok": True, "trace": tracing.recorder.trace.to_json()})
 
     def _reply_to_call(self, message: Incoming) -> bool:
         for call in self._calls:

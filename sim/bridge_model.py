@@ -272,9 +272,10 @@ class BridgeModel:
             return Status.OK, b""
         if op == Opcode.SEND:
             return self.network.try_send(tile, int.from_bytes(payload[:2], "little"), _le_words(payload[2:]))
-        # ACK_MESSAGE
+        # ACK_MESSAGE frees the pending message if the number is its own, otherwise (like REPUSH_MESSAGE) has it
+        # pushed again; neither does anything while no message is pending.
         if self._pending is not None:
-            if payload[0] == self._push_seq:
+            if op == Opcode.ACK_MESSAGE and payload[0] == self._push_seq:
                 self._pending = None
                 self._push_seq = (self._push_seq + 1) & 0xFF
             else:

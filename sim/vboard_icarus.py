@@ -29,7 +29,10 @@ from pathlib import Path
 
 LISTENING_PREFIX = "TESSERA-VBOARD listening "
 STOPPED_PREFIX = "TESSERA-VBOARD stopped "
-DEFAULT_POLL_CYCLES = 128
+#: Cycles between the testbench's checks of its files. The 8-tile chip runs a few hundred cycles per second on
+#: Icarus, so a check costs nothing against them, while every command waits for up to two checks (its bytes in,
+#: the reply out): at 128 that alone was over half a second per command there.
+DEFAULT_POLL_CYCLES = 16
 QUEUE_BYTES = 64 * 1024
 _IDLE_WAIT_S = 0.002
 

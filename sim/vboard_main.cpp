@@ -11,7 +11,8 @@
 // - One host at a time, as on a serial port: the TCP client if one is connected, otherwise whoever has the pty
 //   open. A second TCP client is refused (accepted and closed at once). Bytes the chip sends while no host is
 //   connected wait in the queue (up to kQueueBytes; beyond that tx__ready drops and the chip waits).
-// - A line-based control socket takes `stats`, `reset` and `shutdown` (see handle_control()).
+// - A line-based control socket takes `stats`, `reset` and `shutdown` (see handle_control()), and on a chip with
+//   LEDs/buttons `io` (their levels) and `buttons MASK` (the host plays the buttons).
 // - On start it prints one line `TESSERA-VBOARD listening tcp=HOST:PORT control=HOST:PORT pty=PATH pid=PID`
 //   (pty=- without a pty); on exit `TESSERA-VBOARD stopped reason=... cycles=N seconds=S cycles_per_s=R`.
 //   SIGINT/SIGTERM, the control command `shutdown`, --max-cycles or the death of the parent
@@ -52,6 +53,8 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -177,6 +180,34 @@ struct ByteQueue {
     void clear() { bytes.clear(); head = 0; }
 };
 
+// Board I/O: the chip top's `leds`/`buttons` ports exist only on a chip built with LEDs/buttons (hw/io_node.py),
+// so they are detected at compile time and one harness serves every chip top. The host plays the buttons and
+// reads the LEDs with the control commands `io` and `buttons MASK` (docs/virtual-board.md).
+template <typename T, typename = void> struct HasLeds : std::false_type {};
+template <typename T> struct HasLeds<T, std::void_t<decltype(std::declval<T&>().leds)>> : std::true_type {};
+template <typename T, typename = void> struct HasButtons : std::false_type {};
+template <typename T> struct HasButtons<T, std::void_t<decltype(std::declval<T&>().buttons)>> : std::true_type {};
+
+template <typename T> uint64_t read_leds(T& top) {
+    if constexpr (HasLeds<T>::value) return top.leds;
+    else return 0;
+}
+
+template <typename T> uint64_t read_buttons(T& top) {
+    if constexpr (HasButtons<T>::value) return top.buttons;
+    else return 0;
+}
+
+// Returns false when the chip has no buttons.
+template <typename T> bool write_buttons(T& top, uint64_t levels) {
+    if constexpr (HasButtons<T>::value) {
+        top.buttons = levels;
+        return true;
+    } else {
+        return false;
+    }
+}
+
 struct ControlClient {
     int fd;
     std::string line;
@@ -199,6 +230,7 @@ class Board {
         top_->clk = 0;
         top_->RX_VALID = 0;
         top_->TX_READY = 0;
+        write_buttons(*top_, 0);  // released
         reset_pending_ = options_.reset_cycles;
     }
 
@@ -425,11 +457,24 @@ class Board {
             tx_.clear();
             return "ok";
         }
+        if (command == "io") {
+            if (!HasLeds<Vboard>::value && !HasButtons<Vboard>::value) return "error this chip has no LEDs or buttons";
+            return "ok leds=" + std::to_string(read_leds(*top_)) + " buttons=" + std::to_string(read_buttons(*top_)) +
+                   " cycles=" + std::to_string(cycles_);
+        }
+        if (command.rfind("buttons ", 0) == 0) {
+            char* end = nullptr;
+            const char* text = command.c_str() + 8;
+            unsigned long long levels = std::strtoull(text, &end, 0);
+            if (end == text || *end != '\0') return "error buttons needs a number (bit i = button i down)";
+            if (!write_buttons(*top_, levels)) return "error this chip has no buttons";
+            return "ok buttons=" + std::to_string(read_buttons(*top_)) + " cycles=" + std::to_string(cycles_);
+        }
         if (command == "shutdown") {
             shutdown_requested_ = true;
             return "ok";
         }
-        return "error unknown command '" + command + "' (commands: stats, reset, shutdown)";
+        return "error unknown command '" + command + "' (commands: stats, reset, shutdown, io, buttons MASK)";
     }
 
     Options options_;

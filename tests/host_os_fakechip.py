@@ -2,7 +2,9 @@
 
 Bytes from the host go into the bridge's reference model (`tessera.sim.bridge_model.BridgeModel`); the bridge
 drives golden tile models (`tessera.sim.model.TileModel`) whose message units run on the network model
-(`tessera.sim.noc_model`). A tile that traps (any cause but BREAKPOINT) sends a DOWN report (tag DOWN_TAG, words
+(`tessera.sim.noc_model`). The message counters (STATUS words 5 and 6) count as the chip's do (hw/tile_node.py,
+docs/protocol.md "STATUS"): a receive of the tile's own code that opened a message, a send of its own code the
+network took; 16 bits, wrapping; all three counters restart from 0 at RESET. A tile that traps (any cause but BREAKPOINT) sends a DOWN report (tag DOWN_TAG, words
 cause and pc, source = the tile) to its supervisor address, as docs/host-os.md asks of the chip. The chip
 advances only while the host reads (`FakeChipLink.read`), so runs are deterministic apart from wall-clock
 timeouts. `tamper_out` / `tamper_in` let a test damage bytes in either direction.
@@ -11,20 +13,44 @@ timeouts. `tamper_out` / `tamper_in` let a test damage bytes in either direction
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tessera.firmware.isa import Cause, TileState
-from tessera.hw.noc_layouts import HOST_NODE
+from tessera.hw.noc_layouts import HOST_NODE, MessageOp
 from tessera.os.chip import DOWN_TAG
 from tessera.os.link import Link
 from tessera.os.protocol import ChipInfo, ConfigRegister, Feature, Status
 from tessera.sim.bridge_model import BridgeModel
-from tessera.sim.model import TileModel
+from tessera.sim.model import MessageReply, TileModel
 from tessera.sim.noc_model import Message, NocModel, NodeUnit
 
 #: Cycles the chip advances per `read` call when it has nothing to say.
 CYCLES_PER_READ = 2000
+#: Width of the chip's message counters (TesseraChip's `counter_bits`).
+COUNTER_MASK = 0xFFFF
+RECEIVES = (MessageOp.RECV, MessageOp.TRYRECV, MessageOp.RECVT)
+SENDS = (MessageOp.SEND, MessageOp.TRYSEND)
+
+
+class CountingUnit(NodeUnit):
+    """A tile's message unit that also keeps the tile node's message counters in `chip`."""
+
+    def __init__(self, chip: FakeChip, address: int) -> None:
+        super().__init__(chip.noc, address)
+        self.chip = chip
+        self.address = address
+
+    def execute(self, funct3: int, funct7: int, rs1: int, rs2: int) -> MessageReply | None:
+        reply = super().execute(funct3, funct7, rs1, rs2)
+        if reply is not None and not reply.fault:
+            op = MessageOp.decode(funct3, funct7)
+            if op in RECEIVES and reply.result != 0:
+                self.chip.messages_in[self.address] = (self.chip.messages_in[self.address] + 1) & COUNTER_MASK
+            elif op in SENDS and reply.result & 1:
+                self.chip.messages_out[self.address] = (self.chip.messages_out[self.address] + 1) & COUNTER_MASK
+        return reply
 
 
 class FakeTiles:
@@ -62,8 +88,9 @@ class FakeTiles:
         self.chip.control_log.append(("halt", tile))
 
     def reset(self, tile: int) -> None:
-        self.chip.tiles[tile].reset()
+        self.chip.tiles[tile].reset()  # clears instret
         self.chip.units[tile].abandon()
+        self.chip.messages_in[tile] = self.chip.messages_out[tile] = 0
         self.chip.control_log.append(("reset", tile))
 
     def write_config(self, tile: int, register: ConfigRegister, value: int) -> None:
@@ -91,11 +118,11 @@ class FakeHostPort:
 class FakeChip:
     def __init__(self, tiles: int = 4, mem_bytes: int = 1024, mailbox_depth: int = 4, max_words: int = 32) -> None:
         self.noc = NocModel(tiles, depth=mailbox_depth)
-        self.units = [NodeUnit(self.noc, t) for t in range(tiles)]
-        self.tiles = [TileModel(mem_bytes, t, self.units[t], cycle_source=lambda: self.noc.cycle) for t in range(tiles)]
-        self.config: list[dict[ConfigRegister, int]] = [{} for _ in range(tiles)]
         self.messages_in = [0] * tiles
         self.messages_out = [0] * tiles
+        self.units = [CountingUnit(self, t) for t in range(tiles)]
+        self.tiles = [TileModel(mem_bytes, t, self.units[t], cycle_source=lambda: self.noc.cycle) for t in range(tiles)]
+        self.config: list[dict[ConfigRegister, int]] = [{} for _ in range(tiles)]
         self.host_launching = False
         self.control_log: list[tuple[str, int]] = []  # every run/halt/reset the bridge executed
         self.written: set[int] = set()  # tiles whose memory the host wrote
@@ -105,7 +132,6 @@ class FakeChip:
                              | Feature.MESSAGE_COUNTERS, 12_000_000)
         self.bridge = BridgeModel(self.info, FakeTiles(self), FakeHostPort(self))
         self._to_host: deque[tuple[int, int, tuple[int, ...]]] = deque()
-        self._delivered = 0
         self.out = bytearray()
 
     def feed(self, data: bytes) -> None:
@@ -120,7 +146,6 @@ class FakeChip:
                         self._down(number, tile)
             self.noc.step()
             self.host_launching = False
-            self._count_deliveries()
             host = self.noc.node(HOST_NODE)
             if host.queue and self.bridge._pending is None and not self.bridge._inbox:
                 message = self.noc.open(HOST_NODE)
@@ -139,14 +164,6 @@ class FakeChip:
         self.downs_sent.append((number, tile.cause, tile.pc))
         if self.config[number].get(ConfigRegister.SUPERVISOR) == HOST_NODE:
             self._to_host.append((number, DOWN_TAG, (tile.cause, tile.pc)))
-
-    def _count_deliveries(self) -> None:
-        for message in self.noc.delivered[self._delivered:]:
-            if message.dest != HOST_NODE:
-                self.messages_in[message.dest] += 1
-            if message.src != HOST_NODE:
-                self.messages_out[message.src] += 1
-        self._delivered = len(self.noc.delivered)
 
 
 class FakeChipLink(Link):
@@ -278,3 +295,32 @@ class FakeBoardServer:
         self._stop.set()
         self._thread.join()
         self._listener.close()
+
+
+def pump_until(runner, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Let `runner` handle what the chip sends until `condition()` holds (AssertionError after `timeout` s)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        for message in runner.chip.poll(0.02):
+            runner.handle(message)
+
+
+@contextmanager
+def serving(runner, target: str) -> Iterator[None]:
+    """`runner` serving in a thread with a session for `target`, as `tessera run` does; stopped on exit."""
+    import threading
+
+    from tessera.os.session import SessionServer
+
+    server = SessionServer(runner, target)
+    thread = threading.Thread(target=runner.serve, kwargs={"idle": server.idle}, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        runner.stopped_report = "test over"
+        thread.join()
+        server.close()

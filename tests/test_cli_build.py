@@ -234,6 +234,7 @@ mailbox_depth = 4
 
 [services.answer]
 source = "answer.c"
+bare = true
 stack = 128
 
 [supervisors.root]

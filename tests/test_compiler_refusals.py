@@ -98,6 +98,10 @@ MODULE_CASES = {
     "constant index out of range": (service("        self.a[9] = 1\n", fields="    a: Array[int, 4]\n"), 6,
                                     "outside a"),
     "syntax error": (HEADER + "class S(Service)\n", 2, "syntax error"),
+    "upgrade with parameters": (service("        pass\n", fields="    def upgrade(self, old):\n        pass\n"), 3,
+                                "upgrade must be `def upgrade(self):`"),
+    "calling upgrade": (service("        self.upgrade()\n", fields="    def upgrade(self):\n        pass\n"), 7,
+                        "upgrade is called by the runtime"),
 }
 
 
@@ -128,3 +132,33 @@ def test_expression_too_deep_is_refused() -> None:
         deep = f"(self.x + {deep} * self.x)"
     with pytest.raises(CompileError, match="expression too deep"):
         build_service(service(f"        reply({deep})\n"), "svc.py", mem_bytes=8192)
+
+
+# A send to the host with a tag the host reserves: (call, the column of the tag, a phrase of the remedy).
+HOST_TAG_CASES = {
+    "reload fence": ("        send('host', 1, tag=0xFFFC)\n", 29, "use a tag below 0xFFFC"),
+    "fence by constant": ("        send('host', 1, tag=FENCE)\n", 29, "use a tag below 0xFFFC"),
+    "fence by send_to": ("        send_to(127, 1, tag=0xFFFC)\n", 29, "use a tag below 0xFFFC"),
+    "fence by call": ("        m = call('host', 1, tag=0xFFFC)\n", 33, "use a tag below 0xFFFC"),
+    "log tag": ("        send('host', 1, tag=0xFFFF)\n", 29, "write log(...)"),
+    "snapshot tag": ("        send('host', 1, tag=0xFFFD)\n", 29, "call snapshot()"),
+    "down tag": ("        send_to(127, 1, tag=0xFFFE)\n", 29, "DOWN report"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOST_TAG_CASES))
+def test_a_reserved_tag_to_the_host_is_refused(case: str) -> None:
+    body, column, phrase = HOST_TAG_CASES[case]
+    source = service(body, module="FENCE = 0xFFFC\n").replace("call\n", "call, send_to\n", 1)
+    with pytest.raises(CompileError) as error:
+        check(source, "svc.py")
+    assert (error.value.line, error.value.column) == (6, column), str(error.value)
+    assert "is reserved for the host" in error.value.message and phrase in error.value.message, str(error.value)
+    with pytest.raises(CompileError):
+        ServiceRunner(source, "svc.py")
+
+
+def test_reserved_tags_to_tiles_and_ordinary_tags_to_the_host_are_compiled() -> None:
+    source = service("        send('kv', 1, tag=0xFFFC)\n        send('host', 1, tag=0xFFFB)\n"
+                     "        send_to(msg.sender, 1, tag=0xFFFC)\n").replace("call\n", "call, send_to\n", 1)
+    assert build_service(source, "svc.py", names={"kv": 2, "host": 127}).code_bytes > 0

@@ -1,11 +1,14 @@
-"""`SerialTileCore` (hw/core_serial.py) against the same checks as `TileCore`.
+"""The serial cores, `SerialTileCore` (hw/core_serial.py) and `BitSerialTileCore` (hw/core_bit.py), against the
+same checks as `TileCore`.
 
 - The directed suite (tests/test_core_directed.py) is run again with every `Tile` built around the serial core,
-  except its tests that count cycles or expect `halt`/`fault_in` to act in the cycle they arrive; those are
-  restated below for the serial core's documented timing (stops wait for the instruction boundary).
+  except its tests that count cycles or expect `halt`/`fault_in` to act in the cycle they arrive
+  (tests/test_core_bit.py does the same for the bit-serial core).
+- Those timing tests are restated below for the serial cores' documented timing (stops wait for the
+  instruction boundary), and run on both serial cores (the `core` fixture).
 - Random programs (sim/randprog.py) co-simulated against the golden model, and the C programs (crc32, sort,
   bench), on the Tile's Verilog under Verilator (tests/cocotb/tile_tb.py), as tests/test_core_cocotb.py does for
-  `TileCore`.
+  `TileCore`: on both serial cores.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pytest
 from tessera.firmware.cc import compile_program, toolchain_available
 from tessera.firmware.isa import Cause, TileState
 from tessera.hw import tile as tile_module
+from tessera.hw.core_bit import BitSerialTileCore
 from tessera.hw.core_serial import SerialTileCore
 from tessera.hw.tile import Tile
 from tessera.sim import cocotb_runner
@@ -55,20 +59,32 @@ def test_the_tile_really_holds_the_serial_core():
     assert isinstance(Tile(mem_bytes=1024).core, SerialTileCore)
 
 
+#: The serial cores by name, with a bound on their longest instruction plus its fetch (with margin): for
+#: "serial" a register shift by 31 or a taken branch (28 cycles); for "bit" SRA by 31 or an LH at offset 2
+#: (two passes, 68 cycles, plus up to 31 alignment cycles).
+SERIAL_CORES = {"serial": (SerialTileCore, 40), "bit": (BitSerialTileCore, 110)}
+
+
+@pytest.fixture(params=sorted(SERIAL_CORES))
+def core(request, monkeypatch) -> int:
+    """Build every `Tile` of the test around the named serial core; return its instruction-cycle bound."""
+    core_class, instruction_cycles = SERIAL_CORES[request.param]
+    monkeypatch.setattr(tile_module, "TileCore", core_class)
+    return instruction_cycles
+
+
 LOOP = [addi(1, 1, 1), jal(0, -4)]
-#: Longest instruction (a register shift by 31 or a taken branch) plus its fetch, with margin.
-INSTRUCTION_CYCLES = 40
 
 
-async def stop_with(driver: TileDriver, pulse, expected: TileState) -> None:
+async def stop_with(driver: TileDriver, pulse, expected: TileState, instruction_cycles: int) -> None:
     """Pulse `pulse`; the tile must reach `expected` within one instruction."""
     await driver.pulse(pulse)
-    waited = await driver.wait_stopped(INSTRUCTION_CYCLES)
-    assert waited < INSTRUCTION_CYCLES
+    waited = await driver.wait_stopped(instruction_cycles)
+    assert waited < instruction_cycles
     assert driver.status()[0] == expected
 
 
-def test_halt_run_and_reset_pc():
+def test_halt_run_and_reset_pc(core: int):
     tile = Tile(mem_bytes=1024)
     bench = TileBench(tile)
 
@@ -77,9 +93,9 @@ def test_halt_run_and_reset_pc():
         assert driver.status() == (TileState.HALTED, 0, 0)
         await driver.write_words(LOOP)
         await driver.pulse(tile.run)
-        await ctx.tick().repeat(200)
+        await ctx.tick().repeat(5 * core)  # several loop iterations
         assert driver.status()[0] == TileState.RUNNING
-        await stop_with(driver, tile.halt, TileState.HALTED)
+        await stop_with(driver, tile.halt, TileState.HALTED, core)
         pc = driver.status()[2]
         assert pc in (0, 4)
         count = driver.registers()[1]
@@ -87,20 +103,20 @@ def test_halt_run_and_reset_pc():
         await ctx.tick().repeat(50)
         assert driver.registers()[1] == count and driver.status()[2] == pc
         await driver.pulse(tile.run)
-        await ctx.tick().repeat(100)
+        await ctx.tick().repeat(5 * core // 2)
         assert driver.registers()[1] > count
         await driver.pulse(tile.reset_pc)  # reset_pc acts at once
         assert driver.status() == (TileState.HALTED, 0, 0)
         count = driver.registers()[1]
         await driver.pulse(tile.run)
-        await stop_with(driver, tile.halt, TileState.HALTED)  # the loop starts again: its addi completes
+        await stop_with(driver, tile.halt, TileState.HALTED, core)  # the loop starts again: its addi completes
         assert driver.registers()[1] == count + 1 and driver.status()[2] == 4
 
     simulate(bench, testbench)
 
 
 @pytest.mark.parametrize("delay", [0, 1, 3, 5, 8, 13, 21])
-def test_halt_at_any_cycle_keeps_the_architectural_state_exact(delay):
+def test_halt_at_any_cycle_keeps_the_architectural_state_exact(delay, core: int):
     """Halts land on many different cycles of a store/add sequence; stopping and running on gives the answer."""
     code = [
         *li(1, 0x100), addi(2, 0, 1), alu("add", 2, 2, 2), store("sw", 2, 1, 0), alu("sll", 2, 2, 2),
@@ -119,7 +135,7 @@ def test_halt_at_any_cycle_keeps_the_architectural_state_exact(delay):
             if driver.status()[0] != TileState.RUNNING:
                 break
             await driver.pulse(tile.halt)
-            assert await driver.wait_stopped(INSTRUCTION_CYCLES) < INSTRUCTION_CYCLES
+            assert await driver.wait_stopped(core) < core
             if driver.status()[0] != TileState.HALTED:  # the instruction in flight was the ECALL
                 break
             halts += 1
@@ -131,7 +147,7 @@ def test_halt_at_any_cycle_keeps_the_architectural_state_exact(delay):
     simulate(bench, testbench)
 
 
-def test_fault_in_traps_at_the_next_pc_and_run_resumes():
+def test_fault_in_traps_at_the_next_pc_and_run_resumes(core: int):
     tile = Tile(mem_bytes=1024)
     bench = TileBench(tile)
 
@@ -141,23 +157,23 @@ def test_fault_in_traps_at_the_next_pc_and_run_resumes():
         await driver.pulse(tile.run)
         await ctx.tick().repeat(150)
         ctx.set(tile.fault_in_cause, Cause.WATCHDOG)
-        await stop_with(driver, tile.fault_in_valid, TileState.TRAPPED)
+        await stop_with(driver, tile.fault_in_valid, TileState.TRAPPED, core)
         state, cause, pc = driver.status()
         assert cause == Cause.WATCHDOG and pc in (0, 4)
         count = driver.registers()[1]
         await driver.pulse(tile.run)
-        await ctx.tick().repeat(100)
+        await ctx.tick().repeat(5 * core // 2)
         assert driver.registers()[1] > count
         assert driver.status()[0] == TileState.RUNNING
         ctx.set(tile.fault_in_cause, Cause.ASSERTION)
-        await stop_with(driver, tile.fault_in_valid, TileState.TRAPPED)
+        await stop_with(driver, tile.fault_in_valid, TileState.TRAPPED, core)
         await driver.pulse(tile.fault_in_valid)  # a stopped tile traps at once
         assert driver.status()[:2] == (TileState.TRAPPED, Cause.ASSERTION)
 
     simulate(bench, testbench)
 
 
-def test_debug_port_is_refused_while_running():
+def test_debug_port_is_refused_while_running(core: int):
     tile = Tile(mem_bytes=1024)
     bench = TileBench(tile)
 
@@ -168,7 +184,7 @@ def test_debug_port_is_refused_while_running():
         await driver.write_words([0x2222_2222], base_word=2)
         await driver.write_words([0xFFFF_FFFF], base_word=0)  # would break the loop if it landed
         assert driver.status()[0] == TileState.RUNNING
-        await stop_with(driver, tile.halt, TileState.HALTED)
+        await stop_with(driver, tile.halt, TileState.HALTED, core)
         assert await driver.read_words(0, 3) == LOOP + [0x1111_1111]
         await driver.write_words([0x3333_3333], base_word=2)
         assert await driver.read_words(2, 1) == [0x3333_3333]
@@ -190,17 +206,18 @@ RESULT_SYMBOLS = {
 }
 
 
-def build_serial_tile() -> cocotb_runner.CocotbBuild:
-    tile = Tile(mem_bytes=MEM_BYTES, tile_id=TILE_ID)
-    assert isinstance(tile.core, SerialTileCore)
+def build_serial_tile(core_name: str) -> cocotb_runner.CocotbBuild:
+    tile = Tile(mem_bytes=MEM_BYTES, tile_id=TILE_ID, core=core_name)
+    assert isinstance(tile.core, SERIAL_CORES[core_name][0])
     return cocotb_runner.build(tile, "tile_tb_top", SIMULATOR)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("core_name", sorted(SERIAL_CORES))
 @pytest.mark.parametrize("first_seed,count", RANDOM_CHUNKS)
-def test_random_programs_against_the_model(first_seed: int, count: int) -> None:
+def test_random_programs_against_the_model(core_name: str, first_seed: int, count: int) -> None:
     run = cocotb_runner.run(
-        build_serial_tile(),
+        build_serial_tile(core_name),
         TEST_MODULE,
         testcase="random_cosim",
         payload={
@@ -217,7 +234,8 @@ def test_random_programs_against_the_model(first_seed: int, count: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not toolchain_available(), reason="riscv64-unknown-elf-gcc is not installed")
-def test_c_programs() -> None:
+@pytest.mark.parametrize("core_name", sorted(SERIAL_CORES))
+def test_c_programs(core_name: str) -> None:
     images = {name: compile_program(name, MEM_BYTES) for name in ("crc32", "sort", "bench")}
     batch = {
         "images": [
@@ -226,7 +244,7 @@ def test_c_programs() -> None:
         "read_words": MEM_BYTES // 4,
         "count_retired": True,
     }
-    run = cocotb_runner.run(build_serial_tile(), TEST_MODULE, testcase="run_images", payload=batch)
+    run = cocotb_runner.run(build_serial_tile(core_name), TEST_MODULE, testcase="run_images", payload=batch)
     records = {record["name"]: record for record in run.output}
     for name, image in images.items():
         model = TileModel(MEM_BYTES, tile_id=TILE_ID)
@@ -252,5 +270,5 @@ def test_c_programs() -> None:
     memory = struct.pack(f"<{MEM_BYTES // 4}I", *records["sort"]["memory"])
     values = struct.unpack(f"<{data.size // 4}i", memory[data.address : data.address + data.size])
     assert list(values) == sorted(struct.unpack(f"<{data.size // 4}i", sort.initial_bytes("sort_data")))
-    print(f"bench.c: {records['bench']['cycles']} cycles, {records['bench']['retired']} retired,"
+    print(f"{core_name} core, bench.c: {records['bench']['cycles']} cycles, {records['bench']['retired']} retired,"
           f" CPI {records['bench']['cycles'] / records['bench']['retired']:.2f}")

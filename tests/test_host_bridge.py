@@ -18,7 +18,10 @@ from tessera.hw.noc_layouts import MAX_WORDS as MESSAGE_WORDS
 from tessera.hw.noc_layouts import MessageOp
 from tessera.hw.tile_fanout import TileFanout, TilePortSignature
 from tessera.os import protocol as p
+from tessera.os.chip import Chip, Incoming
+from tessera.os.link import Link
 from tessera.sim.bridge_model import BridgeModel, FakeTileArray
+from tessera.sim.frame_fuzz import fuzz_frames
 
 TILES = 3
 INFO = p.ChipInfo(
@@ -308,7 +311,7 @@ def test_every_error_path() -> None:
         p.slip_encode(p.seal(bytes([0x20 | p.Opcode.WRITE_MEM, 1, 0]) + bytes(4 + 4 * INFO.max_words + 1))),
         bytes([p.END, 0x25, 1, p.ESC, 0x42, 9, p.END]),  # bad escape
         p.slip_encode(p.seal(bytes([0x40 | p.Opcode.RUN, 2, 0]))),  # version 2
-        p.slip_encode(p.seal(bytes([0x20 | 12, 3, 0]))),  # unknown
+        p.slip_encode(p.seal(bytes([0x20 | 13, 3, 0]))),  # unknown (the first opcode after REPUSH_MESSAGE)
         p.slip_encode(p.seal(bytes([0x20 | p.Opcode.MESSAGE, 4, 0]))),  # host may not send MESSAGE
         p.ReadMem(tile=0, address=0, count=0).frame(5),  # bad length
         p.slip_encode(p.seal(bytes([0x20 | p.Opcode.HALT, 6, 0, 0]))),  # HALT with a payload
@@ -326,7 +329,10 @@ def test_every_error_path() -> None:
         p.Halt(tile=1).frame(16),  # duplicate of an OK
         p.Identify().frame(16),  # identify is never a duplicate
         p.slip_encode(p.seal(bytes([0x20 | p.Opcode.ACK_MESSAGE, 17, 0]))),  # ACK without its byte
-        p.Run(tile=1).frame(18),  # good after all that
+        p.slip_encode(p.seal(bytes([0x20 | p.Opcode.REPUSH_MESSAGE, 18, 0, 0]))),  # REPUSH with a byte
+        p.AckMessage(push_seq=3).frame(19),  # no message pending: nothing happens
+        p.RepushMessage().frame(20),  # no message pending: nothing happens
+        p.Run(tile=1).frame(21),  # good after all that
     ]
     check_against_model(frames)
 
@@ -372,18 +378,22 @@ def test_messages_pushed_acked_and_resent() -> None:
     steps = [
         (b"", 1),  # the first message is pushed unasked
         (p.AckMessage(push_seq=7).frame(1), 2),  # wrong number: reply, then the same message again
-        (p.AckMessage(push_seq=0).frame(2), 2),  # freed: reply, then the second message
-        (p.Identify().frame(3), 1),  # nothing more until the second is acked
-        (p.AckMessage(push_seq=1).frame(4), 1),
+        (p.RepushMessage().frame(2), 2),  # re-push request: reply, then the same message again, still pending
+        (p.AckMessage(push_seq=0).frame(3), 2),  # freed: reply, then the second message
+        (p.Identify().frame(4), 1),  # nothing more until the second is acked
+        (p.AckMessage(push_seq=1).frame(5), 1),
+        (p.RepushMessage().frame(6), 1),  # nothing pending: only the reply
     ]
     got = bench.run(steps)
     first = p.parse_reply(got[0][0])
     assert first.is_message and first.seq == 0 and first.message() == (2, 0x1111, (10, 20))
     assert [p.parse_reply(b).opcode for b in got[1]] == [p.Opcode.ACK_MESSAGE, p.Opcode.MESSAGE]
-    assert got[1][1] == got[0][0]
-    again = p.parse_reply(got[2][1])
+    assert [p.parse_reply(b).opcode for b in got[2]] == [p.Opcode.REPUSH_MESSAGE, p.Opcode.MESSAGE]
+    assert got[1][1] == got[0][0] and got[2][1] == got[0][0]
+    again = p.parse_reply(got[3][1])
     assert again.seq == 1 and again.message() == (0, 0xC0DB, (0xC0DBC0DB, 2, 3, 4))
-    assert p.parse_reply(got[3][0]).opcode == p.Opcode.IDENTIFY
+    assert p.parse_reply(got[4][0]).opcode == p.Opcode.IDENTIFY
+    assert [p.parse_reply(b).opcode for b in got[6]] == [p.Opcode.REPUSH_MESSAGE]
     # The model pushes exactly the same frames.
     model, _, _ = model_for(NetworkEmulation())
     assert bodies(model.deliver(2, 0x1111, (10, 20))) == got[0]
@@ -399,40 +409,13 @@ def test_tx_backpressure() -> None:
     check_against_model(frames, tx_stall=0.6, seed=3)
 
 
-def random_frames(rng: random.Random, count: int) -> list[bytes]:
-    out = []
-    seq = 0
-    for _ in range(count):
-        seq = (seq + 1) & 0xFF
-        tile = rng.randrange(TILES + 1)
-        command = rng.choice([
-            p.WriteMem(tile=tile, address=4 * rng.randrange(MEM_WORDS + 2), words=tuple(rng.randrange(1 << 32) for _ in range(rng.randrange(1, INFO.max_words + 1)))),
-            p.ReadMem(tile=tile, address=4 * rng.randrange(MEM_WORDS + 2), count=rng.randrange(INFO.max_words + 2)),
-            p.Run(tile=tile), p.Halt(tile=tile), p.Reset(tile=tile), p.ReadStatus(tile=tile),
-            p.SetSupervisor(tile=tile, value=rng.randrange(1 << 32)),
-            p.Send(tile=tile, tag=rng.randrange(1 << 16), words=(rng.randrange(1 << 32),)),
-        ])
-        body = bytearray(command.body(seq))
-        kind = rng.randrange(6)
-        if kind == 1:
-            body[rng.randrange(len(body))] ^= 1 << rng.randrange(8)
-        elif kind == 2:
-            body = body[: rng.randrange(1, len(body))]
-        elif kind == 3:
-            body = bytearray(p.seal(bytes(body[:3]) + bytes(rng.randrange(256) for _ in range(p.max_body(INFO.max_words)))))
-        elif kind == 4:
-            body = bytearray(rng.randrange(256) for _ in range(rng.randrange(1, 12)))
-        wire = p.slip_encode(bytes(body))
-        if kind == 4 and rng.random() < 0.5:
-            wire = wire[:-1] + bytes([p.ESC, 0x00, p.END])  # a broken escape
-        out.append(wire)
-    return out
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_fuzz_against_model(seed: int) -> None:
-    """Random good, corrupted, truncated, oversize and garbage frames: RTL replies and tile state equal the model's."""
-    check_against_model(random_frames(random.Random(seed), 150), tx_stall=0.2, seed=seed)
+    """Random good, corrupted, truncated, oversize and garbage frames (every command, RUN and SEND included): RTL
+    replies and tile state equal the model's. tests/test_chip_fuzz.py runs 10^4 of them on the whole chip."""
+    frames, made = fuzz_frames(random.Random(seed), INFO, 150)
+    assert all(made.values()), made
+    check_against_model(frames, tx_stall=0.2, seed=seed)
 
 
 def test_through_the_uart_pins() -> None:
@@ -548,3 +531,44 @@ def test_real_tiles_load_run_and_report() -> None:
     assert replies[9].words() == tuple(loop)
     assert p.TileStatus.from_words(replies[10].words()).state == TileState.HALTED
     assert bench.final_state["state"] == [TileState.HALTED, TileState.TRAPPED, TileState.HALTED]
+
+
+class ModelLink(Link):
+    """A Link whose far end is the bridge model (its tiles idle): what the host writes is answered at once."""
+
+    def __init__(self, model: BridgeModel) -> None:
+        super().__init__("model:bridge")
+        self.model = model
+        self.out = bytearray()
+
+    def _open(self) -> None:
+        pass
+
+    def _close(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.out += self.model.feed(data)
+
+    def _read(self, timeout: float | None) -> bytes:
+        data, self.out = bytes(self.out), bytearray()
+        return data
+
+
+def test_new_host_session_gets_the_message_pushed_to_the_last_one() -> None:
+    """The host client (tessera.os.chip.Chip) against the bridge model: with the bridge at push number 255 (the
+    number a host that guessed would acknowledge), a MESSAGE frame lost when the old host went away reaches the
+    next session, which acknowledges it by the number it saw."""
+    model, _, _ = model_for(NetworkEmulation())
+    link = ModelLink(model).open()
+    for number in range(255):  # an earlier host session took messages 0..254
+        pushed = p.parse_reply(bodies(model.deliver(1, 5, (number,)))[0])
+        assert (pushed.seq, pushed.message()) == (number, (1, 5, (number,)))
+        link.write(p.AckMessage(push_seq=number).frame(number % 200 + 1))
+    pushed = p.parse_reply(bodies(model.deliver(1, 5, (255,)))[0])
+    assert pushed.seq == 255  # ... and went away before reading this one
+    link.out.clear()
+    new = Chip(link, reply_timeout=0.2, nudge_interval=0.05)
+    assert new.poll(1.0) == [Incoming(1, 5, (255,))]
+    link.write(p.RepushMessage().frame(201))  # it was acknowledged: nothing is pending any more
+    assert [p.parse_reply(body).opcode for body in bodies(link.read(0))] == [p.Opcode.REPUSH_MESSAGE]

@@ -3,7 +3,6 @@ repair with bytes damaged or dropped in either direction."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import sys
 from pathlib import Path
@@ -16,18 +15,8 @@ from tessera.os.chip import Chip, ChipError, Incoming
 from tessera.os.link import Link
 from tessera.os.protocol import ConfigRegister, Opcode, Status
 
-
-def _load_fake():
-    name = "host_os_fakechip"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _load_fake()
+# Helpers in tests/ (tests/conftest.py puts the folder on sys.path).
+import host_os_fakechip as fake
 
 
 @pytest.fixture
@@ -80,6 +69,36 @@ def test_send_and_receive_pushed_messages(board) -> None:
         got += client.poll(1.0)
     assert got == [Incoming(1, 7, (value + 0x55,)) for value in range(5)]
     assert client.status(1).messages_in == 5
+
+
+def test_message_counters_count_as_the_chip_does(board) -> None:
+    """In: receives of the tile's code that opened a message (not arrivals); out: sends the network took; the
+    DOWN report is not the tile's send; RESET zeroes all three counters (docs/protocol.md, STATUS)."""
+    chip, _, client = board
+    client.load(1, b"".join(w.to_bytes(4, "little") for w in REPLIER))
+    client.set_permissions(1, 1 << 4)
+    client.set_supervisor(1, HOST_NODE)
+    for value in range(3):  # queued in the halted tile's mailbox: nothing taken yet
+        client.send(1, 7, [value])
+    status = client.status(1)
+    assert (status.messages_in, status.messages_out, status.retired) == (0, 0, 0)
+    client.run(1)
+    got = []
+    while len(got) < 3:
+        got += client.poll(1.0)
+    status = client.status(1)
+    assert (status.messages_in, status.messages_out) == (3, 3)
+    client.halt(1)  # waiting in msg.recv at 0: make that word illegal, so the tile traps and reports DOWN
+    client.write_memory(1, 0, bytes(4))
+    client.run(1)
+    down = client.take(lambda message: message.is_down, 5.0)
+    assert down is not None and down.source == 1
+    status = client.status(1)
+    assert (status.state, status.messages_in, status.messages_out) == (TileState.TRAPPED, 3, 3)
+    assert status.retired > 0
+    client.reset(1)
+    status = client.status(1)
+    assert (status.messages_in, status.messages_out, status.retired) == (0, 0, 0)
 
 
 def test_error_replies_are_one_clear_line(board) -> None:
@@ -181,3 +200,11 @@ class _Silent(Link):
 def test_no_board_answering_is_one_line() -> None:
     with pytest.raises(ChipError, match=r"^silent: IDENTIFY: no reply within 0.01 s after 3 tries \(is the board"):
         Chip(_Silent("silent").open(), reply_timeout=0.01, retries=3)
+
+
+def test_take_keeps_every_other_message_in_order(board) -> None:
+    _, _, client = board
+    first, wanted, last = Incoming(1, 5, (1,)), Incoming(2, 5, (2,)), Incoming(3, 5, (3,))
+    client.inbox.extend([first, wanted, last])  # arrived in one batch
+    assert client.take(lambda m: m.source == 2, 0.1) == wanted
+    assert list(client.inbox) == [first, last]

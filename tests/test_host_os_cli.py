@@ -3,10 +3,8 @@ over a TCP link to the fake chip when no session runs; user mistakes are one lin
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,20 +13,11 @@ from tessera.os.chip import Chip
 from tessera.os.cli import main
 from tessera.os.image import read_image
 from tessera.os.runner import Runner
-from tessera.os.session import SessionServer
+
+# Helpers in tests/ (tests/conftest.py puts the folder on sys.path).
+import host_os_fakechip as fake
 
 
-def _load_fake():
-    name = "host_os_fakechip"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _load_fake()
 TARGET = "tcp:127.0.0.1:9"  # never opened: the session answers for it
 
 
@@ -39,13 +28,8 @@ def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     runner = Runner(Chip(fake.FakeChipLink(fake.FakeChip()).open(), reply_timeout=0.2), read_image(image_path),
                     image_path=image_path, out=io.StringIO(), progress=io.StringIO())
     runner.boot()
-    server = SessionServer(runner, TARGET)
-    thread = threading.Thread(target=runner.serve, kwargs={"idle": server.idle}, daemon=True)
-    thread.start()
-    yield runner, image_path
-    runner.stopped_report = "test over"
-    thread.join()
-    server.close()
+    with fake.serving(runner, TARGET):
+        yield runner, image_path
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -3,7 +3,6 @@ again after a restart and after a power cycle (a new chip), refused when another
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import sys
@@ -13,22 +12,15 @@ from pathlib import Path
 from tessera.firmware.isa import Cause
 from tessera.os.build import build_image
 from tessera.os.chip import Chip
-from tessera.os.image import read_image, write_image
+from tessera.os.image import TileImage, read_image, write_image
+from tessera.os.persist import Snapshots
 from tessera.os.manifest import load_manifest
 from tessera.os.runner import Runner
+from tessera.os.service_build import runtime
 
+# Helpers in tests/ (tests/conftest.py puts the folder on sys.path).
+import host_os_fakechip as fake
 
-def _load_fake():
-    name = "host_os_fakechip"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _load_fake()
 
 # Adds each message's first word to `total`, snapshots it (data + commit), replies with the total.
 KEEPER = """
@@ -58,14 +50,20 @@ handle:
     .word 0x0073100b            # msg.send t1, t2
     ret
     .data
-total:
-    .word 0
+__state_start:
+{state}__state_end:
 __image_end:
 """
+#: The keeper's state: one word, `total`.
+TOTAL = "total:\n    .word 0\n"
 
 
-def system(folder: Path, *, rebuilt: bool = False) -> Path:
-    (folder / "keeper.s").write_text(KEEPER.replace("init:\n", "init:\n    nop\n") if rebuilt else KEEPER)
+def system(folder: Path, *, state: str = TOTAL, init: str = "", snapshot_of: str = "total") -> Path:
+    """The keeper on tile 1, persistent: `state` = its state fields (assembly), `init` = instructions before
+    init's `ret` (another build of the same fields), `snapshot_of` = the label whose address its snapshot names."""
+    source = KEEPER.replace("{state}", state).replace("init:\n", f"init:\n{init}").replace(
+        "la a3, total", f"la a3, {snapshot_of}")
+    (folder / "keeper.s").write_text(source)
     (folder / "app.toml").write_text("""[chip]
 tiles = 2
 mem_bytes = 1024
@@ -117,26 +115,80 @@ def test_state_survives_restart_and_power_cycle(tmp_path: Path) -> None:
     chip, runner, out = start(path)
     assert add(runner, 5) == 5 and add(runner, 7) == 12
     state_file = tmp_path / "app.keeper.state.json"
-    wait_for(runner, lambda: state_file.exists() and "12" in json.dumps(json.loads(state_file.read_text())["words"]))
+    wait_for(runner, lambda: state_file.exists() and saved_fields(tmp_path)[0]["bytes"] == (12).to_bytes(4, "little").hex())
     chip.inject_fault(1, Cause.WATCHDOG)
     wait_for(runner, lambda: runner.services["keeper"].restarts == 1)
     assert "keeper (tile 1): state restored (1 words)" in out.getvalue()
     assert add(runner, 1) == 13
-    wait_for(runner, lambda: "13" in state_file.read_text())
+    wait_for(runner, lambda: saved_fields(tmp_path)[0]["bytes"] == (13).to_bytes(4, "little").hex())
     runner.shutdown()
     _, runner2, out2 = start(path)  # a new chip: the board was power-cycled
     assert "state restored (1 words)" in out2.getvalue()
     assert add(runner2, 1) == 14
 
 
-def test_snapshot_of_another_build_is_not_restored(tmp_path: Path) -> None:
-    path = system(tmp_path)
+def keeper(path: Path) -> TileImage:
+    return next(tile for tile in read_image(path).tiles if tile.service == "keeper")
+
+
+def saved_fields(folder: Path) -> list[dict[str, object]]:
+    return json.loads((folder / "app.keeper.state.json").read_text())["fields"]
+
+
+def run_once(path: Path, value: int) -> None:
+    """Boot `path`, add `value` (snapshotted), shut down."""
     _, runner, _ = start(path)
-    assert add(runner, 9) == 9
-    wait_for(runner, lambda: (tmp_path / "app.keeper.state.json").exists())
+    assert add(runner, value) == value
+    wait_for(runner, lambda: (path.parent / "app.keeper.state.json").exists())
     runner.shutdown()
-    (tmp_path / "keeper.s").unlink()
-    path = system(tmp_path, rebuilt=True)  # another build: the memory image differs
-    _, runner2, out2 = start(path)
-    assert "app.keeper.state.json is unreadable or was saved by another build of keeper: not restored" in out2.getvalue()
-    assert add(runner2, 1) == 1
+
+
+def test_the_snapshot_stores_the_state_layout_with_the_values(tmp_path: Path) -> None:
+    path = system(tmp_path)
+    run_once(path, 9)
+    total = keeper(path).state_fields[0]
+    assert saved_fields(tmp_path) == [{"name": "total", "address": f"{total.address:#x}", "size": 4,
+                                       "bytes": (9).to_bytes(4, "little").hex()}]
+
+
+def test_a_rebuild_with_other_code_and_moved_fields_restores_by_name(tmp_path: Path) -> None:
+    run_once(system(tmp_path), 9)
+    # other code, a new field before `total` (so it moves) and a new one after it
+    path = system(tmp_path, init="    nop\n", state="marker:\n    .word 7\n" + TOTAL + "extra:\n    .word 3\n")
+    fields = {state.name: state.address for state in keeper(path).state_fields}
+    _, runner, out = start(path)
+    assert "keeper (tile 1): state restored (1 words)" in out.getvalue()
+    assert add(runner, 1) == 10
+    runner.shutdown()  # the new fields kept their initial values
+    assert [runner.chip.read_memory(1, fields[name], 1) for name in ("marker", "extra")] == [[7], [3]]
+
+
+def test_a_field_that_shrank_is_refused_and_the_file_kept(tmp_path: Path) -> None:
+    old = system(tmp_path, state="total:\n    .word 0\nwide:\n    .word 0, 0\n")
+    tile = keeper(old)
+    Snapshots(read_image(old), old).save(tile, {state.address + offset: 5 for state in tile.state_fields
+                                                for offset in range(0, state.size, 4)})
+    assert [field["size"] for field in saved_fields(tmp_path)] == [4, 8]
+    kept = (tmp_path / "app.keeper.state.json").read_text()
+    path = system(tmp_path, state="total:\n    .word 0\nwide:\n    .word 0\n")
+    _, runner, out = start(path)
+    assert ("keeper (tile 1): app.keeper.state.json: field wide of keeper is 4 bytes in this build, 8 when it was "
+            "saved: not restored (the file is kept)") in out.getvalue()
+    assert (tmp_path / "app.keeper.state.json").read_text() == kept
+    assert add(runner, 1) == 1
+
+
+def test_a_snapshot_outside_the_state_fields_is_dropped(tmp_path: Path) -> None:
+    run_once(system(tmp_path), 9)
+    kept = (tmp_path / "app.keeper.state.json").read_text()
+    path = system(tmp_path, snapshot_of="handle")  # names the code's address: would overwrite `handle`
+    _, runner, out = start(path)
+    total = keeper(path).state_fields[0].address
+    assert add(runner, 1) == 10  # the saved state was restored (same fields)
+    wait_for(runner, lambda: "snapshot dropped" in out.getvalue())
+    header = runtime().symbols["runtime_end"]
+    handle = int.from_bytes(keeper(path).memory[header + 4:header + 8], "little")
+    assert (f"keeper (tile 1): snapshot dropped: it writes {handle:#x}, outside the state fields of keeper "
+            f"(total {total:#x}..{total + 3:#x})") in out.getvalue()
+    runner.shutdown()
+    assert (tmp_path / "app.keeper.state.json").read_text() == kept

@@ -3,7 +3,6 @@ fault under each strategy, who restarts, that nothing else is touched, intensity
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import sys
 import time
@@ -16,18 +15,10 @@ from tessera.os.chip import Chip
 from tessera.os.image import read_image
 from tessera.os.runner import ChipMismatch, Runner, event_log_path
 
-
-def _load_fake():
-    name = "host_os_fakechip"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+# Helpers in tests/ (tests/conftest.py puts the folder on sys.path).
+import host_os_fakechip as fake
 
 
-fake = _load_fake()
 SOLO, A, B, C = 0, 1, 2, 3
 NAMES = ("solo", "a", "b", "c")
 

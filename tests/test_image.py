@@ -3,6 +3,7 @@ image is refused with a one-line ImageError before anything uses it."""
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -23,6 +24,7 @@ from tessera.os.image import (
     NameKind,
     RuntimeImage,
     Section,
+    StateField,
     TileImage,
     decode,
     describe,
@@ -66,12 +68,15 @@ def images(draw: st.DrawFn) -> RuntimeImage:
     tile_images = []
     for number, service in zip(numbers, services):
         memory = draw(st.binary(max_size=96))
+        cuts = sorted(draw(st.sets(st.integers(0, len(memory)), max_size=6)))
+        state_fields = tuple(StateField(f"f{index}", start, end - start)
+                             for index, (start, end) in enumerate(zip(cuts[::2], cuts[1::2])) if end > start)
         tile_images.append(TileImage(
             tile=number, service=service, kind=draw(st.sampled_from(list(SourceKind))),
             source=draw(st.text(max_size=20)), memory=memory, code_bytes=draw(st.integers(0, len(memory))),
             stack_bytes=draw(st.integers(0, mem_bytes - len(memory))),
             permissions=draw(st.integers(0, 2 ** (tiles + 1) - 1)), supervisor=draw(st.integers(0, 0xFFFF)),
-            persist=draw(st.booleans()), bare=draw(st.booleans())))
+            persist=draw(st.booleans()), bare=draw(st.booleans()), state_fields=state_fields))
     names = [NameEntry(t.service, t.tile, NameKind.SERVICE) for t in tile_images]
     names.append(NameEntry("host", HOST_NODE, NameKind.HOST))
     if draw(st.booleans()):
@@ -120,7 +125,8 @@ def test_any_truncation_is_refused(image: RuntimeImage, data: st.DataObject) -> 
 
 def small_image() -> RuntimeImage:
     tree = SupervisorSpec("root", Strategy.ONE_FOR_ALL, 3, 5000, ("echo",))
-    tile = TileImage(0, "echo", SourceKind.ASSEMBLY, "echo.s", bytes(range(16)), 8, 32, 0b101, HOST_NODE, True, False)
+    tile = TileImage(0, "echo", SourceKind.ASSEMBLY, "echo.s", bytes(range(16)), 8, 32, 0b101, HOST_NODE, True, False,
+                     (StateField("count", 8, 4), StateField("table", 12, 4)))
     return RuntimeImage("demo", ChipParams(2, 1024, 4, HOST_NODE), (tile,),
                         (NameEntry("echo", 0, NameKind.SERVICE), NameEntry("host", HOST_NODE, NameKind.HOST)),
                         tree, (InitialMessage("echo", 0, 7, (1, 2)),), "app.toml", "# the manifest\n")
@@ -243,6 +249,23 @@ def test_file_round_trip_and_description(tmp_path: Path) -> None:
     assert "root [one_for_all, at most 3 restarts in 5 s]" in text
     assert "  echo  -> echo, host  (DOWN to host)" in text
     assert "-> echo (tile 0) tag 7: 0x1 0x2" in text
+    assert "  echo  count 4 B at 0x8, table 4 B at 0xc" in text
+
+
+@pytest.mark.parametrize(("fields", "problem"), [
+    ((StateField("a", 8, 8), StateField("b", 12, 4)), "state field 'b' (4 bytes at 0xc) overlaps another"),
+    ((StateField("a", 12, 8),), "state field 'a' (8 bytes at 0xc) overlaps another, is empty or lies outside"),
+    ((StateField("a", 4, 0),), "state field 'a' (0 bytes at 0x4)"),
+    ((StateField("a", 0, 4), StateField("a", 4, 4)), "a state field is named twice"),
+])
+def test_bad_state_fields_are_refused(fields: tuple[StateField, ...], problem: str) -> None:
+    image = small_image()
+    tile = image.tiles[0]
+    bad = TileImage(tile.tile, tile.service, tile.kind, tile.source, tile.memory, tile.code_bytes, tile.stack_bytes,
+                    tile.permissions, tile.supervisor, tile.persist, tile.bare, fields)
+    with pytest.raises(ImageError, match=re.escape(problem)):
+        encode(RuntimeImage(image.app, image.chip, (bad,), image.names, image.tree, image.messages,
+                            image.manifest_name, image.manifest_text))
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -253,5 +276,5 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_header_layout_is_as_documented() -> None:
     raw = encode(small_image())
     magic, version, flags, length, crc = struct.unpack_from("<8sHHII", raw)
-    assert (magic, version, flags) == (b"\x89TSI\r\n\x1a\n", 1, 0)
+    assert (magic, version, flags) == (b"\x89TSI\r\n\x1a\n", 2, 0)
     assert length == len(raw) - 20 and crc == zlib.crc32(raw[20:])

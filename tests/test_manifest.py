@@ -257,6 +257,13 @@ def test_bad_services(folder: Path, old: str, new: str, path: str, problem: str)
     refuse(folder, (CHIP + SERVICES + TREE).replace(old, new, 1), path, problem)
 
 
+@pytest.mark.parametrize(("suffix", "kind"), [(".c", SourceKind.C), (".elf", SourceKind.ELF), (".S", SourceKind.ASSEMBLY)])
+def test_source_kinds_run_on_the_runtime_by_default(folder: Path, suffix: str, kind: SourceKind) -> None:
+    (folder / f"svc{suffix}").write_bytes(b"")
+    manifest = parse(folder, CHIP + SERVICES.replace('"echo.s"', f'"svc{suffix}"') + TREE)
+    assert manifest.services["echo"].kind is kind and not manifest.services["echo"].bare
+
+
 def test_missing_sections(folder: Path) -> None:
     with pytest.raises(ManifestError, match=r"app\.toml: missing key `chip`"):
         parse(folder, SERVICES + TREE)

@@ -6,8 +6,10 @@ the build cache). Replies are checked against the stand-in's reference model.
 
 from __future__ import annotations
 
+import io
 import os
 import random
+import shutil
 import signal
 import socket
 import struct
@@ -20,7 +22,12 @@ from pathlib import Path
 import pytest
 import serial
 
+from tessera.os.build import build_image
+from tessera.os.chip import Chip
+from tessera.os.demo_host import DEMOS_ROOT, DemoSystem
+from tessera.os.image import write_image
 from tessera.os.link import LinkClosedError, SerialLink, SimLink, TcpLink
+from tessera.os.manifest import parse_manifest
 from tessera.sim import virtual_board
 from tessera.sim.virtual_board import BoardBuild, BoardError, ChipSpec, VirtualBoard
 
@@ -69,6 +76,16 @@ def test_second_build_reuses_the_first_without_recompiling(build: BoardBuild) ->
 
 def test_other_parameters_make_another_build(build: BoardBuild) -> None:
     assert virtual_board.design_key(ChipSpec(STANDIN.factory, {"fifo_depth": 4}), "verilator") != build.key
+
+
+def test_another_design_links_the_cached_runtime_objects(build: BoardBuild) -> None:
+    other = virtual_board.build_board(ChipSpec(STANDIN.factory, {"fifo_depth": 4}))
+    assert other.build_dir != build.build_dir
+    log = (other.build_dir / "build.log").read_text()
+    assert "include/verilated.cpp" not in log  # not compiled again ...
+    assert f"{virtual_board.BUILD_ROOT / 'runtime'}/" in log and "/verilated.o" in log  # ... but linked
+    board = VirtualBoard.start(other, pty=False, max_cycles=1000)
+    assert board.wait(timeout=10)["cycles"] == 1000
 
 
 def test_tcp_bytes_reach_the_chip_and_replies_come_back(board: VirtualBoard) -> None:
@@ -253,3 +270,35 @@ def test_icarus_board_traces_a_window_and_stops_at_max_cycles(icarus_build: Boar
 def test_simlink_on_icarus() -> None:
     with SimLink(STANDIN, simulator="icarus") as link:
         assert exchange(link, b"\x61\x00", timeout=30) == b"\x62\x01"
+
+
+#: The smallest real chip, and an app of one service (the ping-pong demo's pong) for it.
+TINY_CHIP = {"tiles": 1, "mem_bytes": 1024, "mailbox_depth": 2}
+PONG_APP = """[app]
+name = "pong"
+
+[chip]
+tiles = 1
+mem_bytes = 1024
+mailbox_depth = 2
+
+[services.pong]
+source = "pong.py"
+
+[supervisors.root]
+strategy = "one_for_one"
+children = ["pong"]
+"""
+
+
+def test_icarus_board_of_the_real_chip_boots_a_service(tmp_path: Path) -> None:
+    # The real chip top (not the stand-in) on Icarus: it must come out of reset fully defined (see ICARUS_ARGS).
+    build = virtual_board.build_board(ChipSpec(params=TINY_CHIP), simulator="icarus")
+    shutil.copy(DEMOS_ROOT / "pingpong" / "pong.py", tmp_path / "pong.py")
+    write_image(build_image(parse_manifest(PONG_APP, tmp_path / "app.toml")), tmp_path / "pong.tsi")
+    with VirtualBoard.start(build, pty=False) as board:
+        with TcpLink(board.endpoints.host, board.endpoints.port) as link:
+            chip = Chip(link, reply_timeout=30)
+            assert chip.info.tile_count == 1
+            system = DemoSystem(chip, tmp_path / "pong.tsi", events=io.StringIO())
+            assert system.call("pong", [41], timeout=60) == (42,)

@@ -3,24 +3,29 @@
 Two line drivers: `ByteLine` puts bytes straight on the chip's `rx`/`tx` streams (link="bytes", one byte per
 cycle at most), `UartLine` drives the `uart_rx`/`uart_tx` pins bit by bit through cocotbext-uart (link="uart").
 `ChipHost` sends commands and waits for their replies, acknowledges every pushed MESSAGE frame and keeps the
-messages in `inbox` (in arrival order). Not a test module itself.
+messages in `inbox` (in arrival order); with `acknowledge = False` it keeps the MESSAGE frames in `held` instead
+and acknowledges nothing. `sent_opcodes` records every opcode sent. Not a test module itself.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
-from tessera.os.protocol import AckMessage, Command, ProtocolError, Reply, SlipDecoder, Status, parse_reply
+from tessera.os.protocol import AckMessage, Command, Opcode, ProtocolError, Reply, SlipDecoder, Status, parse_reply
 
 CLOCK_NS = 10
 
 
 class ByteLine:
     """The chip's byte streams: `rx` fed from a queue (valid/ready honoured), `tx` always ready."""
+
+    #: How often the host looks at what arrived: a byte can arrive every cycle.
+    poll_cycles = 16
 
     def __init__(self, dut) -> None:
         self._dut = dut
@@ -62,6 +67,12 @@ class UartLine:
 
         self._source = UartSource(dut.uart_rx, baud=baud, bits=8)
         self._sink = UartSink(dut.uart_tx, baud=baud, bits=8)
+        for end in (self._source, self._sink):
+            end.log.setLevel(logging.WARNING)  # they log every byte at INFO
+        self._pin = dut.uart_rx
+        self._baud = baud
+        #: How often the host looks at what arrived: once per byte time (10 bits) is enough.
+        self.poll_cycles = 10 * round(1e9 / baud / CLOCK_NS)
         self.received: deque[int] = deque()
         self._dut = dut
 
@@ -70,6 +81,16 @@ class UartLine:
 
     def write(self, data: bytes) -> None:
         self._source.write_nowait(data)
+
+    async def write_bad_stop_bit(self, byte: int) -> None:
+        """Once the source is idle, send `byte` with a low stop bit (a framing error), then idle the line again."""
+        await self._source.wait()
+        bit = Timer(int(1e9 / self._baud), unit="ns")
+        for level in [0, *((byte >> k) & 1 for k in range(8)), 0]:
+            self._pin.value = level
+            await bit
+        self._pin.value = 1
+        await bit
 
     async def _collect(self) -> None:
         while True:
@@ -89,6 +110,10 @@ class ChipHost:
         self._last_push: int | None = None
         #: Messages for the host: (source, tag, words), in arrival order, each once.
         self.inbox: list[tuple[int, int, tuple[int, ...]]] = []
+        self.acknowledge = True
+        #: MESSAGE frames received while `acknowledge` is False, every copy.
+        self.held: list[Reply] = []
+        self.sent_opcodes: set[Opcode] = set()
 
     async def start(self) -> None:
         Clock(self._dut.clk, CLOCK_NS, unit="ns").start()
@@ -112,6 +137,9 @@ class ChipHost:
         return pushes
 
     async def _take_pushes(self, pushes: list[Reply]) -> None:
+        if not self.acknowledge:
+            self.held += pushes
+            return
         for push in pushes:
             if push.seq != self._last_push:
                 self.inbox.append(push.message())
@@ -121,17 +149,22 @@ class ChipHost:
     async def command(self, command: Command, timeout_cycles: int = 200_000) -> Reply:
         """Send `command`, wait for its reply (pushed messages meanwhile go to the inbox) and return it."""
         self._seq = (self._seq + 1) % 256
-        seq = self._seq
+        self.sent_opcodes.add(command.opcode)
+        return await self.exchange(command.frame(self._seq), self._seq, timeout_cycles)
+
+    async def exchange(self, wire: bytes, seq: int, timeout_cycles: int = 200_000) -> Reply:
+        """Write `wire` (any bytes, e.g. a damaged frame) and return the reply whose `seq` is `seq`."""
         self._replies.pop(seq, None)
-        self._line.write(command.frame(seq))
+        self._line.write(wire)
         pushes: list[Reply] = []
-        for _ in range(timeout_cycles // 16):
-            await ClockCycles(self._dut.clk, 16)
+        poll = self._line.poll_cycles
+        for _ in range(timeout_cycles // poll):
+            await ClockCycles(self._dut.clk, poll)
             pushes += self._drain()
             if seq in self._replies:
                 break
         else:
-            raise TimeoutError(f"no reply to {command} within {timeout_cycles} cycles")
+            raise TimeoutError(f"no reply to {wire.hex()} within {timeout_cycles} cycles")
         reply = self._replies.pop(seq)
         await self._take_pushes(pushes)
         return reply
@@ -143,13 +176,23 @@ class ChipHost:
             raise ProtocolError(f"{command} answered {Status(reply.status).name} (payload {reply.payload.hex()})")
         return reply
 
+    async def wait_held(self, count: int, timeout_cycles: int = 200_000) -> list[Reply]:
+        """With `acknowledge` off: wait until `held` has at least `count` MESSAGE frames; returns `held`."""
+        poll = self._line.poll_cycles
+        for _ in range(timeout_cycles // poll):
+            if len(self.held) >= count:
+                return self.held
+            await ClockCycles(self._dut.clk, poll)
+            await self._take_pushes(self._drain())
+        raise TimeoutError(f"{len(self.held)} of {count} MESSAGE frames after {timeout_cycles} cycles")
+
     async def wait_messages(self, count: int, timeout_cycles: int = 200_000) -> list[tuple[int, int, tuple[int, ...]]]:
         """Wait until the inbox holds at least `count` messages; returns the inbox."""
         waited = 0
         while len(self.inbox) < count:
             if waited > timeout_cycles:
                 raise TimeoutError(f"{len(self.inbox)} of {count} messages after {timeout_cycles} cycles: {self.inbox}")
-            await ClockCycles(self._dut.clk, 16)
-            waited += 16
+            await ClockCycles(self._dut.clk, self._line.poll_cycles)
+            waited += self._line.poll_cycles
             await self._take_pushes(self._drain())
         return self.inbox

@@ -6,8 +6,12 @@ tile, cause, pc and detail (BREAKPOINT, the debugger's stop, sends none); tile 0
 and serves the messages queued for it before the fault, but not the one it was handling; and in the end the echo
 tiles' replies, message counters, state and memory are exactly what they are in a run without any fault.
 
-`uart_link` (link="uart", 2 tiles): the same protocol bit by bit on the UART pins through cocotbext-uart:
-IDENTIFY, memory write/read, configuration, run, SEND, a pushed reply, and a DOWN message.
+`uart_link` (link="uart", 2 tiles): the protocol bit by bit on the UART pins through cocotbext-uart, every command
+of docs/protocol.md at least once (checked at the end): IDENTIFY, WRITE_MEM/READ_MEM, HALT/RESET/RUN, STATUS with
+its counters, the SET_* registers, SEND and the pushed reply with ACK_MESSAGE; a missed MESSAGE re-pushed by
+REPUSH_MESSAGE and by a wrong ACK, and to a new host session; LINE_ERROR from a framing error inside a frame and
+BAD_CRC; a DOWN message. Each fault_containment round also checks tile 0's counters (messages in/out, retired)
+before and after the restart.
 """
 
 from __future__ import annotations
@@ -24,20 +28,26 @@ from tessera.hw.down_message import DOWN_TAG
 from tessera.hw.noc_layouts import HOST_NODE, MessageOp
 from tessera.hw.tile_node import FAULT_FUNCT3
 from tessera.os.protocol import (
+    AckMessage,
     ChipInfo,
+    Feature,
     Halt,
     Identify,
     ReadMem,
     ReadStatus,
+    RepushMessage,
     Reset,
     Run,
     Send,
     SetPermissions,
     SetSupervisor,
     SetWatchdog,
+    Status,
     TileStatus,
     WriteMem,
+    slip_encode,
 )
+from tessera.os.protocol import Opcode as ProtocolOpcode
 
 T0, T1, T2, T3, T4, A0 = 5, 6, 7, 28, 29, 10
 ECHO_TAG = 7
@@ -66,6 +76,8 @@ loop:
     {msg(MessageOp.SEND, rs1=T2, rs2=T3)}
     j loop
 """
+#: Instructions of one pass through ECHO's loop (its receive included).
+ECHO_LOOP_INSNS = 10
 
 #: Per cause: the code after the victim's first receive, with `bad` on the instruction it stops at, and the pc
 #: the stop reports relative to `bad` (None: an absolute pc given by the second element of the tuple).
@@ -157,6 +169,13 @@ async def fault_containment(dut) -> None:
             assert downs == [(cause, pc, 3 if cause is Cause.ASSERTION else 0)], f"{cause.name}: DOWN {downs}"
         stopped = await status(host, 0)
         assert (stopped.state, stopped.cause, stopped.pc) == (TileState.TRAPPED, cause, pc), f"{cause.name}: {stopped}"
+        # The counters tell what this run of the program did: one message opened, none sent, and every
+        # instruction before `bad` retired (plus the jump itself for a fetch fault, the ECALL / EBREAK itself).
+        counted = (stopped.messages_in, stopped.messages_out)
+        assert counted == (1, 0), f"{cause.name}: {stopped}"
+        if cause is not Cause.WATCHDOG:  # its `bad` loops until the watchdog expires
+            ran = program.symbols["bad"] // 4 + (cause in (Cause.FETCH_FAULT, Cause.ECALL, Cause.BREAKPOINT))
+            assert stopped.retired == ran, f"{cause.name}: {stopped.retired} instructions retired, expected {ran}"
 
         # Restart with a reloaded image: the queued messages are served, the handled one is not redelivered.
         await host.ok(Reset(tile=0))
@@ -167,6 +186,9 @@ async def fault_containment(dut) -> None:
         await ClockCycles(dut.clk, 2000)
         replies = take(host.inbox, 0, ECHO_TAG)
         assert replies == [(value + 1,) for value in queued], f"{cause.name}: tile 0 after restart sent {replies}"
+        restarted = await status(host, 0)  # RESET restarted the counters with the program
+        counts = (restarted.messages_in, restarted.messages_out, restarted.retired)
+        assert counts == (len(queued), len(queued), len(queued) * ECHO_LOOP_INSNS), f"{cause.name}: {restarted}"
         for tile in workers:
             echoed[tile] += [words[0] for words in take(host.inbox, tile, ECHO_TAG)]
         assert not host.inbox, f"unexpected messages {host.inbox}"
@@ -188,27 +210,80 @@ async def fault_containment(dut) -> None:
 
 @cocotb.test()
 async def uart_link(dut) -> None:
+    """Every command of docs/protocol.md, its pushed MESSAGE frames and the link's repairs, bit by bit on the pins."""
     tiles = int(os.environ["TESSERA_CHIP_TILES"])
     baud = int(os.environ["TESSERA_CHIP_BAUD"])
-    host = ChipHost(dut, UartLine(dut, baud))
+    line = UartLine(dut, baud)
+    host = ChipHost(dut, line)
     await host.start()
     info = ChipInfo.from_bytes((await host.ok(Identify())).payload)
     assert info.tile_count == tiles and info.host_node == HOST_NODE, info
+    assert info.features & Feature.INSTRET and info.features & Feature.MESSAGE_COUNTERS, info
+
+    # Memory, configuration, RUN, SEND and a pushed reply (acknowledged by its number); counters of that run.
     echo = assemble(ECHO).words()
-    await load(host, 1, echo)
+    await load(host, 1, echo)  # HALT, RESET, WRITE_MEM
     assert list((await host.ok(ReadMem(tile=1, address=0, count=len(echo)))).words()) == echo
-    await configure(host, 1, tiles, watchdog=0)
+    await configure(host, 1, tiles, watchdog=0)  # SET_PERMISSIONS, SET_SUPERVISOR, SET_WATCHDOG
     await host.ok(Run(tile=1))
     await host.ok(Send(tile=1, tag=REQUEST_TAG, words=(41, 5, 6)))
-    inbox = await host.wait_messages(1)
+    inbox = await host.wait_messages(1)  # ACK_MESSAGE
     assert inbox == [(1, ECHO_TAG, (41 + 1 + 1,))], inbox
     host.inbox.clear()
+    served = await status(host, 1)
+    assert served.state == TileState.SLEEPING, served  # waiting in its next receive
+    # One message opened and one sent; one pass of the echo loop retired (the waiting receive has not).
+    assert (served.messages_in, served.messages_out, served.retired) == (1, 1, ECHO_LOOP_INSNS), served
 
+    # A message the host misses is pushed again until acknowledged by its own number, also to a new session.
+    host.acknowledge = False
+    await host.ok(Send(tile=1, tag=REQUEST_TAG, words=(100,)))
+    first = (await host.wait_held(1))[0]
+    assert first.message() == (1, ECHO_TAG, (102,)), first
+    await host.ok(RepushMessage())
+    assert (await host.wait_held(2))[1] == first  # the same frame, same push number
+    await host.ok(AckMessage(push_seq=(first.seq + 7) % 256))  # another number frees nothing: pushed again
+    assert (await host.wait_held(3))[2] == first
+    await host.ok(Send(tile=1, tag=REQUEST_TAG, words=(200,)))
+    await ClockCycles(dut.clk, 20_000)
+    assert len(host.held) == 3, host.held  # the second reply waits behind the first
+
+    first_host_opcodes = host.sent_opcodes
+    session = ChipHost(dut, line)  # a new host on the same line, as after a host restart: the chip is not reset
+    await session.ok(Identify())
+    await session.ok(RepushMessage())  # the new host does not know the push number: it asks for a re-push
+    await session.wait_messages(2)
+    assert session.inbox == [(1, ECHO_TAG, (102,)), (1, ECHO_TAG, (202,))], session.inbox
+    host = session
+
+    # Link errors at bit level: a framing error inside a frame, a bad CRC; the next good frame works.
+    broken = Run(tile=1).frame(0x42)
+    line.write(broken[:3])
+    await line.write_bad_stop_bit(0x55)
+    reply = await host.exchange(broken[3:], 0x42)
+    assert (reply.status, reply.opcode) == (Status.LINE_ERROR, ProtocolOpcode.RUN), reply
+    damaged = bytearray(Halt(tile=1).body(0x43))
+    damaged[-1] ^= 0x10
+    reply = await host.exchange(slip_encode(bytes(damaged)), 0x43)
+    assert reply.status == Status.BAD_CRC, reply
+
+    # HALT stops a running tile; STATUS shows it; RESET clears pc and counters.
+    await host.ok(Halt(tile=1))
+    halted = await status(host, 1)
+    assert (halted.state, halted.messages_in) == (TileState.HALTED, 3), halted
+    await host.ok(Reset(tile=1))
+    reset = await status(host, 1)
+    assert (reset.state, reset.pc, reset.retired, reset.messages_in, reset.messages_out) == (TileState.HALTED, 0, 0, 0, 0)
+
+    # A fault becomes a DOWN message pushed to the host.
     program = assemble(f"li a0, 4\nbad: {msg_fault(A0)}\n")
     await load(host, 0, program.words())
     await configure(host, 0, tiles, watchdog=0)
     await host.ok(Run(tile=0))
-    inbox = await host.wait_messages(1)
-    assert inbox == [(0, DOWN_TAG, (Cause.ASSERTION, program.symbols["bad"], 4))], inbox
+    inbox = await host.wait_messages(3)
+    assert inbox[2] == (0, DOWN_TAG, (Cause.ASSERTION, program.symbols["bad"], 4)), inbox
     stopped = await status(host, 0)
     assert (stopped.state, stopped.cause) == (TileState.TRAPPED, Cause.ASSERTION), stopped
+
+    commands = {op for op in ProtocolOpcode if op is not ProtocolOpcode.MESSAGE}
+    assert commands <= first_host_opcodes | host.sent_opcodes, commands - first_host_opcodes - host.sent_opcodes

@@ -3,23 +3,18 @@
 Requests (tag = operation): PUT (key, value) -> (1, value) stored or (0, 0) full; GET (key) -> (1, value) or
 (0, 0); DELETE (key) -> (1, 0) or (0, 0); COUNT -> (keys stored, 0).
 
-After every change the whole table goes to the host as a snapshot (docs/host-os.md, "Persistent services"):
-data messages (byte address, three words) and a commit (COMMIT, words). The host restores the words into the
-freshly loaded tile before it runs, so `init` must not touch `table`. TABLE_ADDRESS is where the compiler puts
-the first field (runtime_end + 16, docs/services.md "Runtime ABI"); tests/test_demos.py checks it.
+After every change `snapshot()` sends the service's state (its fields) to the host (docs/host-os.md,
+"Persistent services"); the compiler knows where the fields are, and the image records it. The host restores the
+words into the freshly loaded tile before it runs, so `init` must not touch `table`.
 """
 
-from tessera.os.service_api import Array, Message, Service, reply, send_to
+from tessera.os.service_api import Array, Message, Service, reply, snapshot
 
 PUT = 1
 GET = 2
 DELETE = 3
 COUNT = 4
 SLOTS = 8
-HOST = 127
-SNAPSHOT = 0xFFFD
-COMMIT = -1
-TABLE_ADDRESS = 0x9C
 
 
 class KeyValue(Service):
@@ -36,13 +31,6 @@ class KeyValue(Service):
             if not self.table[3 * slot]:
                 return slot
         return -1
-
-    def snapshot(self) -> None:
-        for slot in range(SLOTS):
-            base = 3 * slot
-            send_to(HOST, TABLE_ADDRESS + 4 * base, self.table[base], self.table[base + 1], self.table[base + 2],
-                    tag=SNAPSHOT)
-        send_to(HOST, COMMIT, 3 * SLOTS, tag=SNAPSHOT)
 
     def handle(self, msg: Message) -> None:
         op = msg.tag
@@ -68,7 +56,7 @@ class KeyValue(Service):
             self.table[3 * slot] = 1
             self.table[3 * slot + 1] = msg[0]
             self.table[3 * slot + 2] = msg[1]
-            self.snapshot()
+            snapshot()
             reply(1, msg[1])
             return
         assert op == DELETE, "unknown operation"
@@ -76,5 +64,5 @@ class KeyValue(Service):
             reply(0, 0)
             return
         self.table[3 * slot] = 0
-        self.snapshot()
+        snapshot()
         reply(1, 0)

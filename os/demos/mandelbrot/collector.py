@@ -1,6 +1,7 @@
 """Collector: a JOB (workers, width, height, limit) from the host computes a Mandelbrot picture on the first
-`workers` workers (1..7). Each worker gets one row at a time and the next free row when it answers, so fast rows
-do not wait for slow ones. When every row is in, the collector sends the host one message per row (tag
+`workers` workers (1..7). Each worker gets one row at a time (tag = the row; words: width, limit, the row's imaginary
+part and the real step, in 16.16 fixed point) and the next free row when it answers, so fast rows do not wait for
+slow ones. When every row is in, the collector sends the host one message per row (tag
 ROW_BASE + row, the worker's 4 packed words) and then DONE (cycles from the first request to the last answer,
 height, workers)."""
 
@@ -9,6 +10,7 @@ from tessera.os.service_api import Array, Message, Service, now, send, send_to
 JOB = 0x8000
 DONE = 0x8001
 ROW_BASE = 0x100
+ONE = 1 << 16
 MAX_ROWS = 64
 MAX_WORKERS = 7
 
@@ -18,6 +20,8 @@ class Collector(Service):
     width: int = 0
     height: int = 0
     limit: int = 0
+    step_r: int = 0
+    step_i: int = 0
     workers: int = 0
     next_row: int = 0
     rows_in: int = 0
@@ -33,7 +37,7 @@ class Collector(Service):
             self.picture[4 * row + index] = msg[index]
         self.rows_in += 1
         if self.next_row < self.height:
-            send_to(msg.sender, self.next_row, self.width, self.height, self.limit, tag=self.next_row)
+            send_to(msg.sender, self.width, self.limit, self.ci(self.next_row), self.step_r, tag=self.next_row)
             self.next_row += 1
         if self.rows_in == self.height:
             self.finish(now() - self.started)
@@ -44,29 +48,35 @@ class Collector(Service):
         self.width = width
         self.height = height
         self.limit = limit
+        self.step_r = 3 * ONE // width
+        self.step_i = 2 * ONE // height
         self.rows_in = 0
         self.next_row = 0
         self.started = now()
         for worker in range(min(workers, height)):
             self.dispatch(worker)
 
+    def ci(self, row: int) -> int:
+        return row * self.step_i - ONE
+
     def dispatch(self, worker: int) -> None:
         row = self.next_row
         self.next_row += 1
+        ci = self.ci(row)
         if worker == 0:
-            send("w1", row, self.width, self.height, self.limit, tag=row)
+            send("w1", self.width, self.limit, ci, self.step_r, tag=row)
         elif worker == 1:
-            send("w2", row, self.width, self.height, self.limit, tag=row)
+            send("w2", self.width, self.limit, ci, self.step_r, tag=row)
         elif worker == 2:
-            send("w3", row, self.width, self.height, self.limit, tag=row)
+            send("w3", self.width, self.limit, ci, self.step_r, tag=row)
         elif worker == 3:
-            send("w4", row, self.width, self.height, self.limit, tag=row)
+            send("w4", self.width, self.limit, ci, self.step_r, tag=row)
         elif worker == 4:
-            send("w5", row, self.width, self.height, self.limit, tag=row)
+            send("w5", self.width, self.limit, ci, self.step_r, tag=row)
         elif worker == 5:
-            send("w6", row, self.width, self.height, self.limit, tag=row)
+            send("w6", self.width, self.limit, ci, self.step_r, tag=row)
         else:
-            send("w7", row, self.width, self.height, self.limit, tag=row)
+            send("w7", self.width, self.limit, ci, self.step_r, tag=row)
 
     def finish(self, cycles: int) -> None:
         for row in range(self.height):

@@ -1,0 +1,478 @@
+"""The smallest tile CPU: a bit-serial RV32I core with `TileCore`'s ports, trap model and CSR subset.
+
+Contract: the same as `tessera.hw.core_serial.SerialTileCore` (project brief, docs/isa.md): `TileCore`'s
+constructor, signature, architectural results, faults, causes and pcs, with the serial core's stop timing:
+`halt` and `fault_in_valid` take effect at the next instruction boundary (at once while SLEEPING or stopped),
+`reset_pc` at once.
+
+Microarchitecture (docs/core.md, "The bit-serial core", has the reasoning and the measured figures):
+- Every instruction is one or two uniform *passes* of 34 cycles: two cycles that start the register-file
+  reads, then 32 cycles that each handle one bit, least significant first, through a 1-bit adder with a carry
+  flip-flop. Pass A (compares, addresses, operand capture) never writes anything architectural; pass B writes
+  rd and moves pc. Everything that can trap is decided before pass B starts or in its second cycle, before
+  its first write.
+- The register file is one block RAM of 512 x 2 bits (address = register * 16 + bit pair). Reads alternate
+  rs1 and rs2 pairs, so both sources arrive at one bit per cycle; rd is written a pair at a time, after
+  both sources of that pair were read, so rd may be a source.
+- pc is a 32-bit ring that rotates once during pass B, taking pc + 4 (a serial incrementer) or the jump
+  target (the adder) at its top.
+- `dat` (32 bits) is the one whole-word register: store data and message rs2 shift into it; memory words,
+  CSR values and message results load into it in parallel and shift out into rd. Shifts and load alignment
+  delay its output by a counted number of bits, so there is no funnel or lane multiplexer.
+- The immediate's bit is picked from the instruction word by the bit index (no immediate register).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import Out
+
+from tessera.firmware.isa import Cause, Opcode, TileState
+from tessera.hw.core import MemoryBusSignature, check_mem_bytes, check_tile_id, control_members, instruction_is_legal
+
+__all__ = ["BitSerialTileCore"]
+
+PAIR_BITS = 2  # register-file word width
+PAIRS = 32 // PAIR_BITS
+PASS_START = 62  # the pass counter starts at -2: two cycles start the reads before bit 0 is computed
+
+
+class _Step(enum.IntEnum):
+    """Sequencer steps. HALTED/TRAPPED are the stopped states, MESSAGE is SLEEPING, all others RUNNING."""
+
+    HALTED = 0
+    TRAPPED = 1
+    FETCH = 2  # stop if a stop is pending; else read the instruction at pc (or FETCH_FAULT)
+    DECODE = 3  # latch and check the instruction
+    PASS = 4  # a 34-cycle serial pass (A or B, see `pass_b`)
+    CHECK = 5  # load/store address in `addr`: check it; loads read memory
+    CAPTURE = 6  # `dat` <- the loaded memory word
+    ALIGN = 7  # shift `dat` right by `shamt` bits (right shifts, load byte offset)
+    STORE = 8  # write memory
+    MESSAGE = 9  # waiting for the message unit
+
+
+class BitSerialTileCore(wiring.Component):
+    """Bit-serial RV32I tile core; a drop-in replacement for `tessera.hw.core.TileCore`.
+
+    Parameters: `mem_bytes` (tile memory size, a power of two >= 1024), `tile_id` (read by mhartid),
+    `has_message_unit` (custom-0 goes to the `message` port; without it custom-0 is illegal).
+
+    Ports, states, faults and CSRs are `TileCore`'s (instret/instreth are illegal, as there). `retired` pulses
+    once per retired instruction, ECALL and EBREAK included. `halt` and `fault_in_valid` are remembered and
+    take effect at the next instruction boundary (immediately while SLEEPING or stopped); the pc they leave is
+    that of the next instruction, which has not started.
+    """
+
+    def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False):
+        addr_width = check_mem_bytes(mem_bytes)
+        check_tile_id(tile_id)
+        self._mem_bytes = mem_bytes
+        self._addr_width = addr_width
+        self._tile_id = tile_id
+        self._has_message_unit = has_message_unit
+        super().__init__({"bus": Out(MemoryBusSignature(addr_width)), **control_members(has_message_unit)})
+        self._registers = memory.Memory(shape=PAIR_BITS, depth=32 * PAIRS, init=[])
+
+    @property
+    def mem_bytes(self) -> int:
+        return self._mem_bytes
+
+    @property
+    def tile_id(self) -> int:
+        return self._tile_id
+
+    @property
+    def has_message_unit(self) -> bool:
+        return self._has_message_unit
+
+    def peek_register(self, ctx, index: int) -> int:
+        """Simulation only: the value of register x`index`, assembled from its bit pairs in the register file."""
+        if not 0 <= index < 32:
+            raise ValueError(f"register index {index} out of range 0..31")
+        if index == 0:
+            return 0
+        data = self._registers.data
+        return sum(ctx.get(data[index * PAIRS + pair]) << (PAIR_BITS * pair) for pair in range(PAIRS))
+
+    def elaborate(self, platform):
+        m = Module()
+        byte_bits = self._addr_width + 2  # address bits inside the tile memory
+
+        # -- state -------------------------------------------------------------------------------------
+        step = Signal(_Step, init=_Step.HALTED)
+        pass_b = Signal()  # the pass in progress is pass B (writes rd, moves pc)
+        t = Signal(6)  # pass counter: 62, 63, then bit t is computed; ALIGN counts the bits it shifts
+        ir = Signal(32)
+        pc = Signal(32)  # a ring; at rest (outside pass B) it holds the architectural pc
+        pc_carry = Signal()
+        pc_outside = Signal()  # a bit of pc above the tile memory is set (kept as pc's bits enter the ring)
+        carry = Signal()
+        less = Signal()
+        equal = Signal()
+        rs1_pair = Signal(PAIR_BITS)  # rs1's pair, consumed bit 0 first
+        rs2_high = Signal()  # rs2's odd bit, kept for the cycle after its pair arrived
+        held = Signal()  # rd's even bit, written with the odd one
+        dat = Signal(32)
+        addr = Signal(byte_bits)
+        outside = Signal()  # a load/store address bit above the tile memory was set
+        shamt = Signal(5)
+        left_on = Signal()  # SLL: the shift amount has been reached, rs1's bits flow
+        sign = Signal()  # a load's sign bit
+        message_rs1 = Signal(32)  # rs1 for the message unit, then its result on the way to rd
+        cause = Signal(5)
+        pending_halt = Signal()
+        pending_fault = Signal()
+
+        m.submodules.regs = regs = self._registers
+        rf_rd = regs.read_port(domain="sync")
+        rf_wr = regs.write_port()
+        rdat = rf_rd.data
+
+        # -- instruction fields ------------------------------------------------------------------------
+        word = self.bus.rdata  # the instruction as it arrives, in DECODE
+        f3 = ir[12:15]
+        rd = ir[7:12]
+        rs1 = ir[15:20]
+        rs2 = ir[20:25]
+
+        def op_is(value, op: Opcode):
+            return value[2:7] == (op >> 2)
+
+        is_load = op_is(ir, Opcode.LOAD)
+        is_store = op_is(ir, Opcode.STORE)
+        is_branch = op_is(ir, Opcode.BRANCH)
+        is_op = op_is(ir, Opcode.OP)
+        is_op_imm = op_is(ir, Opcode.OP_IMM)
+        is_lui = op_is(ir, Opcode.LUI)
+        is_auipc = op_is(ir, Opcode.AUIPC)
+        is_jal = op_is(ir, Opcode.JAL)
+        is_jalr = op_is(ir, Opcode.JALR)
+        is_system = op_is(ir, Opcode.SYSTEM)
+        is_fence = op_is(ir, Opcode.MISC_MEM)
+        is_custom0 = op_is(ir, Opcode.CUSTOM0) if self._has_message_unit else Const(0)
+        is_alu = is_op | is_op_imm
+        is_shift = is_alu & (f3[0:2] == 0b01)
+        is_sll = is_shift & ~f3[2]
+        is_slt = is_alu & (f3[1:3] == 0b01)
+        is_csr = is_system & (f3 != 0)
+        two_pass = is_load | is_store | is_branch | is_slt | is_shift | is_custom0
+
+        bit = t[0:5]  # the bit position computed in this cycle
+        computing = ~t[5]
+        first_bit = t == 0
+        last = t == 31
+        lead_last = t == PASS_START + 1  # rs1's first pair arrives; nothing has been computed yet
+
+        # -- the immediate's bit `bit` ---------------------------------------------------------------------
+        # Immediates shift out of the instruction register itself. While a pass computes bits 0..10 the
+        # immediate's low field rotates by one position per bit through bit 20 (formats I and J: ir[30:20]) or
+        # bit 7 (S and B: ir[11:7] then ir[30:25]); eleven rotations restore it, so rotating in every pass is
+        # harmless. U and J rotate ir[31:12] through bit 12 while computing bits 12..31 (J: only 12..19).
+        # These rings hold no register number the instruction uses (S and B have no rd, I and J no rs2).
+        in_pass = step == _Step.PASS
+        format_sb = is_store | is_branch
+        format_u = is_lui | is_auipc
+        low_field = bit < 11
+        high_field = bit[4] | (bit[2:4] == 0b11)  # bits 12..31
+        j_upper = is_jal & (~bit[4] | (bit[2:4] == 0))  # J's bits 12..19 come from ir[19:12]
+        with m.If(in_pass & computing):
+            with m.If(low_field & ~(is_op | is_shift | is_system | is_custom0 | format_u)):
+                with m.If(format_sb):
+                    m.d.sync += [ir[7:11].eq(ir[8:12]), ir[11].eq(ir[25]), ir[25:30].eq(ir[26:31]), ir[30].eq(ir[7])]
+                with m.Else():
+                    m.d.sync += [ir[20:30].eq(ir[21:31]), ir[30].eq(ir[20])]
+            with m.If(high_field & (format_u | j_upper)):
+                m.d.sync += [ir[12:31].eq(ir[13:32]), ir[31].eq(ir[12])]
+        imm_bit = Signal()
+        with m.If(high_field):
+            # J's sign: after its eight rotations ir[31] sits at ir[23].
+            m.d.comb += imm_bit.eq(Mux(format_u | j_upper, ir[12], Mux(is_jal, ir[23], ir[31])))
+        with m.Elif(format_u):
+            m.d.comb += imm_bit.eq(0)
+        with m.Elif(bit == 11):
+            m.d.comb += imm_bit.eq(Mux(is_branch, ir[7], Mux(is_jal, ir[20], ir[31])))
+        with m.Else():
+            first_is_zero = (bit == 0) & (is_branch | is_jal)
+            m.d.comb += imm_bit.eq(Mux(format_sb, ir[7], ir[20]) & ~first_is_zero)
+
+        # -- operands and the 1-bit ALU ----------------------------------------------------------------
+        rs1_bit = rs1_pair[0]
+        rs2_bit = Mux(t[0], rs2_high, rdat[0])
+        pc_bit = pc[0]
+        a = Mux(pass_b & (is_auipc | is_jal | is_branch), pc_bit, Mux(is_lui, 0, rs1_bit))
+        b = Mux(~pass_b & is_branch | is_op, rs2_bit, imm_bit)
+        sub = ~pass_b & (is_branch | is_slt) | pass_b & is_op & (f3 == 0) & ir[30]
+        b_eff = b ^ sub
+        carry_in = Mux(first_bit, sub, carry)
+        sum_bit = a ^ b_eff ^ carry_in
+        carry_out = (a & b_eff) | (carry_in & (a ^ b_eff))
+        logic_bit = Mux(f3[1], Mux(f3[0], a & b, a | b), a ^ b)
+        alu_bit = Mux(is_alu & f3[2], logic_bit, sum_bit)
+        unsigned_compare = Mux(is_branch, f3[1], f3[0])
+        less_now = Mux(unsigned_compare, ~carry_out, Mux(a ^ b_eff ^ sub, a, sum_bit))
+        taken = Mux(f3[2], less, equal) ^ f3[0]
+
+        # pc + 4, serially, from the bits leaving the ring
+        increment_in = (bit == 2) | (pc_carry & ~first_bit)
+        link_bit = pc_bit ^ increment_in
+
+        # -- `dat` output for rd: delayed by SLL's amount, cut to a load's width and extended ----------
+        in_width = f3[1] | (~bit[4] & (f3[0] | ~bit[3]))
+        at_amount = bit == shamt
+        sll_flowing = left_on | at_amount
+        dat_keep = ~(is_load & ~in_width) & ~(is_sll & ~sll_flowing)
+        dat_bit = Mux(dat_keep, dat[0], is_load & sign & ~f3[2])
+
+        # -- register file ports ----------------------------------------------------------------------
+        pair = (t[1:5] + 1)[0:4]  # reads run one pair (two cycles) ahead of the computation
+        # Stores read rs2 as pairs 0..3 repeated (SB) or 0..7 repeated (SH): the data arrives on every lane.
+        rs2_pair = Mux(is_store, Cat(pair[0:2], pair[2] & (f3[0] | f3[1]), pair[3] & f3[1]), pair)
+        m.d.comb += [
+            rf_rd.en.eq(1),
+            rf_rd.addr.eq(Mux(t[0], Cat(rs2_pair, rs2), Cat(pair, rs1))),
+        ]
+        writes_rd = ~is_branch & ~is_store & ~is_fence & ~(is_system & (f3 == 0))
+        rd_bit = Signal()
+        with m.If(is_slt):
+            m.d.comb += rd_bit.eq(first_bit & less)
+        with m.Elif(is_jal | is_jalr):
+            m.d.comb += rd_bit.eq(link_bit)
+        with m.Elif(is_csr & ir[29]):  # mhartid: the constant's bit
+            m.d.comb += rd_bit.eq(Const(self._tile_id, 32).bit_select(bit, 1))
+        with m.Elif(is_custom0):
+            m.d.comb += rd_bit.eq(message_rs1[0])
+        with m.Elif(is_shift | is_load | is_csr):
+            m.d.comb += rd_bit.eq(dat_bit)
+        with m.Else():
+            m.d.comb += rd_bit.eq(alu_bit)
+        in_pass_b = in_pass & pass_b
+        m.d.comb += [
+            rf_wr.addr.eq(Cat(t[1:5], rd)),
+            rf_wr.data.eq(Cat(held, rd_bit)),
+            rf_wr.en.eq(in_pass_b & writes_rd & t[0] & computing & (rd != 0) & ~self.reset_pc),
+        ]
+
+        # -- bus ----------------------------------------------------------------------------------------
+        m.d.comb += [
+            self.bus.addr.eq(Mux(step == _Step.FETCH, pc[2:byte_bits], addr[2:])),
+            self.bus.wdata.eq(dat),
+            self.bus.wmask.eq(
+                Mux(f3[1], 0b1111, Mux(f3[0], Mux(addr[1], 0b1100, 0b0011), Const(1, 4) << addr[0:2]))
+            ),
+            self.bus.we.eq((step == _Step.STORE) & ~self.reset_pc),
+        ]
+
+        retire = Signal()
+        m.d.comb += self.retired.eq(retire & ~self.reset_pc)
+
+        def trap(code) -> None:
+            m.d.sync += [cause.eq(code), step.eq(_Step.TRAPPED)]
+
+        def finish() -> None:
+            """The instruction completes (pc already points to the next one): retire it."""
+            m.d.comb += retire.eq(1)
+            m.d.sync += step.eq(_Step.FETCH)
+
+        def start_pass(second: bool | Signal) -> None:
+            m.d.sync += [step.eq(_Step.PASS), pass_b.eq(second), t.eq(PASS_START), left_on.eq(0)]
+
+        fill = ir[30] & dat[31]  # SRA's sign; other users of the shift do not look at the top bits
+
+        # `dat` either shifts right (taking `dat_in` at the top) or loads the memory read data in parallel.
+        # A counter CSR is loaded in DECODE through the same path: the read data is then the instruction word,
+        # whose bits are known for a legal counter read (variable: rd, funct3[0], funct3[2], CSR bits 0 and 7),
+        # so XOR-ing the selected counter word and that pattern in leaves the counter. Only the counter select
+        # costs a LUT per bit: the load stays a one-LUT 2:1 multiplexer in front of each flip-flop.
+        dat_shift = Signal()
+        dat_in = Signal()
+        dat_load = Signal()
+        counter_word = op_is(word, Opcode.SYSTEM) & word[13] & ~word[29]  # a (legal) read of cycle(h) or time(h)
+        load_high = (step == _Step.DECODE) & counter_word & word[27]
+        load_low = (step == _Step.DECODE) & counter_word & ~word[27]
+        read_pattern = Cat(
+            Const(Opcode.SYSTEM, 7), word[7:13], Const(1, 1), word[14], Const(0, 5), word[20], Const(0, 6),
+            word[27], Const(0b1100, 4),
+        )
+        injected = (
+            (self.cycle[32:64] & load_high.replicate(32))
+            | (self.cycle[0:32] & load_low.replicate(32))
+        ) ^ (read_pattern & (load_high | load_low).replicate(32))
+        with m.If(dat_load):
+            m.d.sync += dat.eq(self.bus.rdata ^ injected)
+        with m.Elif(dat_shift):
+            m.d.sync += dat.eq(Cat(dat[1:], dat_in))
+
+        # -- the sequencer -----------------------------------------------------------------------------
+        with m.Switch(step):
+            with m.Case(_Step.HALTED, _Step.TRAPPED):
+                with m.If(self.run):
+                    m.d.sync += [step.eq(_Step.FETCH), pending_halt.eq(0), pending_fault.eq(0)]
+
+            with m.Case(_Step.FETCH):
+                with m.If(pending_fault):
+                    m.d.sync += [step.eq(_Step.TRAPPED), pending_fault.eq(0), pending_halt.eq(0)]
+                with m.Elif(pending_halt):
+                    m.d.sync += [step.eq(_Step.HALTED), pending_halt.eq(0)]
+                with m.Elif(~pc_outside):
+                    m.d.comb += self.bus.re.eq(1)
+                    m.d.sync += step.eq(_Step.DECODE)
+                with m.Else():
+                    trap(Cause.FETCH_FAULT)
+
+            with m.Case(_Step.DECODE):
+                m.d.sync += [ir.eq(word), shamt.eq(word[20:25])]
+                m.d.comb += dat_load.eq(1)  # a counter CSR's value (else the word itself, unused)
+                with m.If(~instruction_is_legal(m, word, self._has_message_unit)):
+                    trap(Cause.ILLEGAL_INSN)
+                with m.Elif(op_is(word, Opcode.SYSTEM) & word[13]):  # CSR reads have a single pass
+                    start_pass(True)
+                with m.Else():
+                    # Pass A first; an instruction that needs no pass A switches to B in the pass's first cycle.
+                    start_pass(False)
+                    m.d.sync += outside.eq(0)
+
+            with m.Case(_Step.PASS):
+                m.d.sync += t.eq(t + 1)
+                with m.If((t == PASS_START) & ~two_pass):
+                    m.d.sync += pass_b.eq(1)
+                with m.If(t[0]):
+                    m.d.sync += rs1_pair.eq(rdat)
+                with m.Else():
+                    m.d.sync += [rs1_pair.eq(rs1_pair[1]), rs2_high.eq(rdat[1]), held.eq(rd_bit)]
+                with m.If(computing):
+                    m.d.sync += [carry.eq(carry_out), pc_carry.eq(pc_bit & increment_in)]
+                with m.If(~pass_b):
+                    with m.If(computing):
+                        m.d.sync += [less.eq(less_now), equal.eq(Mux(first_bit, 1, equal) & ~sum_bit)]
+                        with m.If(is_load | is_store):
+                            with m.If(bit < byte_bits):
+                                m.d.sync += addr.eq(Cat(addr[1:], sum_bit))
+                            with m.Else():
+                                m.d.sync += outside.eq(outside | sum_bit)
+                        with m.Elif(is_custom0):
+                            m.d.sync += message_rs1.eq(Cat(message_rs1[1:], rs1_bit))
+                            m.d.comb += [dat_shift.eq(1), dat_in.eq(rs2_bit)]
+                        with m.Else():  # shifts: rs1 into `dat`; SLL/SRL/SRA take their amount from rs2
+                            m.d.comb += [dat_shift.eq(1), dat_in.eq(rs1_bit)]
+                            with m.If(is_op & (bit < 5)):
+                                m.d.sync += shamt.eq(Cat(shamt[1:], rs2_bit))
+                    with m.If(last):
+                        with m.If(is_load | is_store):
+                            m.d.sync += step.eq(_Step.CHECK)
+                        with m.Elif(is_custom0):
+                            m.d.sync += step.eq(_Step.MESSAGE)
+                        with m.Elif(is_shift & f3[2]):
+                            m.d.sync += [step.eq(_Step.ALIGN), t.eq(0)]
+                        with m.Else():
+                            start_pass(True)
+                with m.Else():
+                    # A jump's target bit 1 is known before anything is written: for JAL and branches it is
+                    # imm[1] (pc is aligned), for JALR it comes from rs1's first pair, arriving now.
+                    jalr_target_bit1 = rdat[1] ^ ir[21] ^ (rdat[0] & ir[20])
+                    misaligned = (is_jal & ir[21]) | (is_jalr & jalr_target_bit1) | (is_branch & taken & ir[8])
+                    with m.If(lead_last & misaligned):
+                        trap(Cause.INSN_MISALIGNED)
+                    with m.If(computing):
+                        jump = is_jal | is_jalr | (is_branch & taken)
+                        entering = Mux(jump, sum_bit & (bit != 0), link_bit)
+                        m.d.sync += pc.eq(Cat(pc[1:], entering))
+                        with m.If(bit >= byte_bits):
+                            m.d.sync += pc_outside.eq(Mux(bit == byte_bits, 0, pc_outside) | entering)
+                        with m.If(is_shift & ~f3[2]):
+                            with m.If(sll_flowing):
+                                m.d.sync += left_on.eq(1)
+                                m.d.comb += [dat_shift.eq(1), dat_in.eq(fill)]
+                        with m.Elif(is_store):
+                            m.d.comb += [dat_shift.eq(1), dat_in.eq(rs2_bit)]
+                        with m.Else():
+                            m.d.comb += [dat_shift.eq(1), dat_in.eq(fill)]
+                        with m.If(is_custom0):
+                            m.d.sync += message_rs1.eq(message_rs1[1:])
+                        with m.If(in_width):
+                            m.d.sync += sign.eq(dat[0])
+                    with m.If(last):
+                        with m.If(is_store):
+                            m.d.sync += step.eq(_Step.STORE)
+                        with m.Elif(is_system & (f3 == 0)):  # ECALL / EBREAK: retire, stop with pc past them
+                            m.d.comb += retire.eq(1)
+                            trap(Mux(ir[20], Cause.BREAKPOINT, Cause.ECALL))
+                        with m.Else():
+                            finish()
+
+            with m.Case(_Step.CHECK):
+                misaligned = Mux(f3[1], addr[0:2] != 0, f3[0] & addr[0])
+                with m.If(misaligned):
+                    trap(Mux(is_store, Cause.STORE_MISALIGNED, Cause.LOAD_MISALIGNED))
+                with m.Elif(outside):
+                    trap(Mux(is_store, Cause.STORE_FAULT, Cause.LOAD_FAULT))
+                with m.Elif(is_store):
+                    start_pass(True)
+                with m.Else():
+                    m.d.comb += self.bus.re.eq(1)
+                    m.d.sync += step.eq(_Step.CAPTURE)
+
+            with m.Case(_Step.CAPTURE):
+                m.d.comb += dat_load.eq(1)
+                m.d.sync += [shamt.eq(Cat(Const(0, 3), addr[0:2])), t.eq(0), step.eq(_Step.ALIGN)]
+
+            with m.Case(_Step.ALIGN):
+                with m.If(at_amount):
+                    start_pass(True)
+                with m.Else():
+                    m.d.comb += [dat_shift.eq(1), dat_in.eq(fill)]
+                    m.d.sync += t.eq(t + 1)
+
+            with m.Case(_Step.STORE):
+                finish()
+
+            if self._has_message_unit:
+                with m.Case(_Step.MESSAGE):
+                    m.d.comb += [
+                        self.message.valid.eq(1),
+                        self.message.funct3.eq(f3),
+                        self.message.funct7.eq(ir[25:32]),
+                    ]
+                    with m.If(self.message.ready):
+                        with m.If(self.message.fault):
+                            trap(self.message.cause)
+                        with m.Else():
+                            m.d.sync += message_rs1.eq(self.message.result)
+                            start_pass(True)
+
+        if self._has_message_unit:
+            m.d.comb += [self.message.rs1.eq(message_rs1), self.message.rs2.eq(dat)]
+
+        # -- requests from outside (later assignments win) ---------------------------------------------
+        stopped = (step == _Step.HALTED) | (step == _Step.TRAPPED)
+        abandonable = stopped | (step == _Step.MESSAGE)  # no side effect of the instruction has happened
+        with m.If(self.reset_pc):
+            m.d.sync += [pc.eq(0), pc_outside.eq(0), cause.eq(0), step.eq(_Step.HALTED)]
+            m.d.sync += [pending_halt.eq(0), pending_fault.eq(0)]
+        with m.Elif(self.fault_in_valid):
+            m.d.sync += cause.eq(self.fault_in_cause)
+            with m.If(abandonable):
+                m.d.sync += step.eq(_Step.TRAPPED)
+            with m.Else():
+                m.d.sync += pending_fault.eq(1)
+        with m.Elif(self.halt & ~stopped):
+            with m.If(step == _Step.MESSAGE):
+                m.d.sync += step.eq(_Step.HALTED)
+            with m.Else():
+                m.d.sync += pending_halt.eq(1)
+
+        # -- status ------------------------------------------------------------------------------------
+        with m.Switch(step):
+            with m.Case(_Step.HALTED):
+                m.d.comb += self.state.eq(TileState.HALTED)
+            with m.Case(_Step.TRAPPED):
+                m.d.comb += self.state.eq(TileState.TRAPPED)
+            with m.Case(_Step.MESSAGE):
+                m.d.comb += self.state.eq(TileState.SLEEPING)
+            with m.Default():
+                m.d.comb += self.state.eq(TileState.RUNNING)
+        m.d.comb += [self.cause.eq(cause), self.pc.eq(pc)]
+        return m

@@ -1,0 +1,92 @@
+"""`BitSerialTileCore` (hw/core_bit.py) against the same checks as the other cores.
+
+- The directed suite (tests/test_core_directed.py) is run with every `Tile` built around the bit-serial core,
+  except the tests that count on `TileCore`'s stop timing or instruction length: tests/test_core_serial.py
+  restates the stop-timing ones for the serial cores' documented timing (stops wait for the instruction
+  boundary) and runs them on this core too; the message-port wait is restated below with a longer bound.
+- Random programs (sim/randprog.py) co-simulated against the golden model, and the C programs, on the Tile's
+  Verilog under Verilator: tests/test_core_serial.py, parametrised over both serial cores.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import pytest
+from amaranth.back import rtlil
+
+from tessera.firmware.isa import Cause, TileState
+from tessera.hw import tile as tile_module
+from tessera.hw.chip import TesseraChip
+from tessera.hw.core_bit import BitSerialTileCore
+from tessera.hw.tile import Tile
+from tessera.sim.amaranth_harness import TileBench, TileDriver, simulate
+from tessera.sim.encode import ECALL, addi, custom0
+
+_DIRECTED = pathlib.Path(__file__).with_name("test_core_directed.py")
+_spec = importlib.util.spec_from_file_location("core_directed_suite_bit", _DIRECTED)
+directed = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(directed)
+
+#: Directed tests that assume TileCore's cycle timing (restated in tests/test_core_serial.py).
+TIMING_DEPENDENT = {
+    "test_halt_run_and_reset_pc",
+    "test_halt_at_every_step_of_an_instruction_keeps_the_architectural_state_exact",
+    "test_fault_in_traps_at_the_current_pc_and_run_resumes",
+    "test_debug_port_is_refused_while_running",
+    "test_message_wait_is_sleeping_and_halt_abandons_it",  # waits 50 cycles for two instructions
+}
+for _name in dir(directed):
+    if _name.startswith("test_") and _name not in TIMING_DEPENDENT:
+        globals()[f"{_name}_bit"] = getattr(directed, _name)
+
+
+@pytest.fixture(autouse=True)
+def bit_serial_core(monkeypatch):
+    """Every `Tile` built by a test in this file contains a `BitSerialTileCore`."""
+    monkeypatch.setattr(tile_module, "TileCore", BitSerialTileCore)
+
+
+def test_the_tile_really_holds_the_bit_serial_core():
+    assert isinstance(Tile(mem_bytes=1024).core, BitSerialTileCore)
+    assert isinstance(Tile(mem_bytes=1024, core="bit").core, BitSerialTileCore)
+
+
+def test_chip_builds_with_the_bit_serial_core():
+    chip = TesseraChip(tiles=2, mem_bytes=1024, link="bytes", core="bit")
+    assert all(isinstance(node.tile.core, BitSerialTileCore) for node in chip.nodes)
+    assert "bit core" in chip.summary()
+    assert "module" in rtlil.convert(chip)
+
+
+#: The message instruction's write-back pass and the ECALL's pass, with their fetches, with margin.
+TWO_INSTRUCTIONS = 100
+
+
+def test_message_wait_is_sleeping_and_halt_abandons_it():
+    tile = Tile(mem_bytes=1024, has_message_unit=True)
+    bench = TileBench(tile)
+    code = [addi(1, 0, 6), custom0(2, 3, 1, 1), ECALL]
+
+    async def testbench(ctx):
+        driver = TileDriver(ctx, bench)
+        port = tile.message
+        await driver.write_words(code)
+        await driver.pulse(tile.run)
+        await ctx.tick().until(port.valid)
+        assert driver.status() == (TileState.SLEEPING, 0, 4)
+        assert (ctx.get(port.funct3), ctx.get(port.funct7), ctx.get(port.rs1), ctx.get(port.rs2)) == (3, 0, 6, 6)
+        await ctx.tick().repeat(10)
+        assert driver.status()[0] == TileState.SLEEPING and ctx.get(port.valid)
+        await driver.pulse(tile.halt)  # acts at once while SLEEPING: nothing of the instruction happened
+        assert driver.status() == (TileState.HALTED, 0, 4) and not ctx.get(port.valid)
+        await driver.pulse(tile.run)
+        await ctx.tick().until(port.valid)
+        ctx.set(port.result, 0xCAFE)
+        await driver.pulse(port.ready)
+        assert await driver.wait_stopped(TWO_INSTRUCTIONS) < TWO_INSTRUCTIONS
+        assert driver.status() == (TileState.TRAPPED, Cause.ECALL, 12)
+        assert driver.registers()[2] == 0xCAFE
+
+    simulate(bench, testbench)
