@@ -45,8 +45,9 @@ bench: bench-core bench-noc bench-link bench-sim bench-fit
 bench-core: setup
 	$(PY) -m tessera.sim.bench_core $(if $(CORE),--core $(CORE))
 
-# 10^6 messages through the 8-tile network under Verilator, then 16 and 64 tiles: over 25 min on a loaded
-# two-core machine; `python -m tessera.sim.bench_noc --messages N` for a shorter run.
+# 10^6 messages through the 8-tile network, then 8, 16 and 64 tiles running, under Verilator clocked by a C++ loop
+# (sim/noc_bench_main.cpp): ~2 min of simulation CPU time, plus the first builds (64 tiles: ~6 min of CPU time,
+# kept in build/noc_bench); `python -m tessera.sim.bench_noc --messages N` for a shorter run.
 bench-noc: setup
 	$(PY) -m tessera.sim.bench_noc
 

@@ -2,9 +2,10 @@
 #
 # It sits at address 0 of every tile and is the same for every service. The service image follows it at
 # `runtime_end` (docs/services.md, "Runtime ABI"), starting with a four-word header:
-#   +0 init entry   +4 handle entry   +8 initial stack pointer (top of memory)   +12 end of the image
-# Start-up runs init once; then each message is received into a record at the top of the stack
-# (sender, tag, length, words) and handle(a0 = record) runs. Entries follow the RISC-V calling convention.
+#   +0 start entry  +4 handle entry   +8 initial stack pointer (top of memory)   +12 end of the image
+# Start-up runs the start entry once: init, or after `tessera reload` handed the state over, the upgrade entry the
+# host writes into +0 (docs/services.md, "The upgrade entry"); then each message is received into a record at the
+# top of the stack (sender, tag, length, words) and handle(a0 = record) runs. Entries follow the RISC-V calling convention.
 # A fault stops the tile (no handlers); the supervisor restarts it by reloading the image and running from 0.
 #
 # Message instructions (custom-0, docs/network.md) are written as .word with fixed registers:
@@ -24,7 +25,7 @@ _start:
     lw sp, runtime_end+8(zero)
     addi sp, sp, -MSG_BYTES     # the record of the message being handled
     lw t0, runtime_end(zero)
-    jalr ra, 0(t0)              # init()
+    jalr ra, 0(t0)              # init() (or upgrade())
 rt_dispatch:
     mv a0, sp
     jal ra, rt_receive

@@ -16,10 +16,13 @@ Microarchitecture (docs/core.md, "The bit-serial core", has the reasoning and th
   both sources of that pair were read, so rd may be a source.
 - pc is a 32-bit ring that rotates once during pass B, taking pc + 4 (a serial incrementer) or the jump
   target (the adder) at its top.
-- `dat` (32 bits) is the one whole-word register: store data and message rs2 shift into it; memory words,
-  CSR values and message results load into it in parallel and shift out into rd. Shifts and load alignment
-  delay its output by a counted number of bits, so there is no funnel or lane multiplexer.
-- The immediate's bit is picked from the instruction word by the bit index (no immediate register).
+- `dat` (32 bits) is the one whole-word register: shift sources, store data and message rs2 shift into it;
+  memory words and counter CSRs load into it in parallel and shift out into rd. Shifts and load alignment
+  delay its output by a counted number of bits, so there is no funnel or lane multiplexer. Message results
+  load into the message rs1 register instead.
+- Immediates rotate out of the instruction register itself (no immediate register or bit-index multiplexer).
+- Counter CSRs load into `dat` in DECODE, the cycle the instruction word is on `rdata`: the known bits of a
+  legal counter read are cancelled by XOR, so the load path stays one 2:1 multiplexer per bit.
 """
 
 from __future__ import annotations

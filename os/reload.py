@@ -21,7 +21,9 @@ host a fence message (`_fence`): everything the old code sent the host arrives b
 The state (`hand_over`): the image names each service's state fields (`TileImage.state_fields`: name, address,
 size). Every field of the new build whose name the old build also has gets the old value (the first
 min(old, new) bytes: a grown array keeps its old elements); new fields keep their initial values, dropped
-fields are gone. The values are written after the new code is loaded and before it runs.
+fields are gone. The values are written after the new code is loaded and before it runs (`carry_over` lays them
+out; persistent services restore their snapshots with it too). For a Python build the host also points header
+word 0 at the build's upgrade entry (`start_upgrade`), so the runtime calls its `upgrade()` instead of `init()`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 // with its host link served on a TCP socket and on a pty.
 //
 // Contract (sim/virtual_board.py builds and starts this; docs/virtual-board.md has the user's view):
-// - The model is Verilated with `--prefix Vboard`; its ports are clk, rst, the host->chip byte stream
-//   rx__payload/rx__valid/rx__ready and the chip->host byte stream tx__payload/tx__valid/tx__ready.
+// - The model is Verilated with `--prefix Vboard` from the board top `vboard_top` around the chip top
+//   (sim/vboard_verilator.py: the same ports, with rst and the streams registered for speed); its ports are clk,
+//   rst, the host->chip byte stream rx__payload/rx__valid/rx__ready and the chip->host byte stream
+//   tx__payload/tx__valid/tx__ready.
 // - This loop toggles clk itself; no Python runs per clock. It runs batches of kBatchCycles cycles; after a batch
 //   in which the chip sent a byte, or once --poll-us microseconds passed since the last check, it services the
 //   sockets (one non-blocking poll()): bytes from the host are queued and offered on rx one per accepted transfer, bytes

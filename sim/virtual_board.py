@@ -67,7 +67,7 @@ STOPPED_PREFIX = "TESSERA-VBOARD stopped "
 #: Verilator options besides --cc --exe --build: Amaranth's Verilog trips lint warnings (not errors); X values
 #: are resolved for speed, which is safe because Amaranth gives every register an initial value. The model's
 #: C++ is compiled with -O1 instead of verilated.mk's -Os: the 8-tile model runs as fast (12.4 k against 12.6 k
-#: instructions per cycle) and compiles no slower; -O2 gained nothing measurable for a longer compile.
+#: instructions per cycle); -O2 compiled longer for 2 % fewer instructions (docs/virtual-board.md, Speed).
 VERILATOR_ARGS: tuple[str, ...] = (
     "-O3", "-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast", "-MAKEFLAGS", "OPT_FAST=-O1",
 )  # fmt: skip

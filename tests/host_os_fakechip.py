@@ -4,8 +4,9 @@ Bytes from the host go into the bridge's reference model (`tessera.sim.bridge_mo
 drives golden tile models (`tessera.sim.model.TileModel`) whose message units run on the network model
 (`tessera.sim.noc_model`). The message counters (STATUS words 5 and 6) count as the chip's do (hw/tile_node.py,
 docs/protocol.md "STATUS"): a receive of the tile's own code that opened a message, a send of its own code the
-network took; 16 bits, wrapping; all three counters restart from 0 at RESET. A tile that traps (any cause but BREAKPOINT) sends a DOWN report (tag DOWN_TAG, words
-cause and pc, source = the tile) to its supervisor address, as docs/host-os.md asks of the chip. The chip
+network took; 16 bits, wrapping; all three counters restart from 0 at RESET. A tile that traps (any cause but
+BREAKPOINT) sends a DOWN report (tag DOWN_TAG, words cause and pc, source = the tile) to its supervisor address,
+as docs/host-os.md asks of the chip. The chip
 advances only while the host reads (`FakeChipLink.read`), so runs are deterministic apart from wall-clock
 timeouts. `tamper_out` / `tamper_in` let a test damage bytes in either direction.
 """

@@ -1,17 +1,22 @@
 """`BitSerialTileCore` (hw/core_bit.py) against the same checks as the other cores.
 
 - The directed suite (tests/test_core_directed.py) is run with every `Tile` built around the bit-serial core,
-  except the tests that count on `TileCore`'s stop timing or instruction length: tests/test_core_serial.py
-  restates the stop-timing ones for the serial cores' documented timing (stops wait for the instruction
-  boundary) and runs them on this core too; the message-port wait is restated below with a longer bound.
-- Random programs (sim/randprog.py) co-simulated against the golden model, and the C programs, on the Tile's
-  Verilog under Verilator: tests/test_core_serial.py, parametrised over both serial cores.
+  except the tests that count on `TileCore`'s stop timing or instruction length. Its five largest tables
+  (ALU edge values, immediates, load widths, branch conditions, illegal words) are thinned to every second or
+  third case to keep the run short; the Verilator co-simulation covers those instructions with 500 random
+  programs.
+- tests/test_core_serial.py restates the stop-timing tests for the serial cores' documented timing (stops wait
+  for the instruction boundary) and runs them, the random co-simulation against the golden model and the C
+  programs on the Tile's Verilog (Verilator) on both serial cores. The message-port wait is restated below
+  with a longer bound.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import pathlib
+from collections.abc import Callable
 
 import pytest
 from amaranth.back import rtlil
@@ -37,9 +42,37 @@ TIMING_DEPENDENT = {
     "test_debug_port_is_refused_while_running",
     "test_message_wait_is_sleeping_and_halt_abandons_it",  # waits 50 cycles for two instructions
 }
+#: Parametrised directed tests run on every n-th case only (see the module docstring).
+THINNED = {
+    "test_register_alu_edge_values": 3,
+    "test_immediate_alu": 2,
+    "test_load_widths_and_sign_extension": 2,
+    "test_branch_conditions": 2,
+    "test_illegal_instructions_trap_without_effects": 3,
+}
+
+
+def every_nth_case(test: Callable, n: int) -> Callable:
+    """`test` (carrying one pytest.mark.parametrize) re-parametrised with its cases 0, n, 2n, ..."""
+    (mark,) = [mark for mark in test.pytestmark if mark.name == "parametrize"]
+    argnames, argvalues = mark.args
+    ids = mark.kwargs.get("ids")
+    keep = range(0, len(argvalues), n)
+
+    @functools.wraps(test)
+    def thinned(*args, **kwargs):
+        return test(*args, **kwargs)
+
+    thinned.pytestmark = []  # functools.wraps copied the original marks
+    return pytest.mark.parametrize(
+        argnames, [argvalues[i] for i in keep], ids=None if ids is None else [ids[i] for i in keep]
+    )(thinned)
+
+
 for _name in dir(directed):
     if _name.startswith("test_") and _name not in TIMING_DEPENDENT:
-        globals()[f"{_name}_bit"] = getattr(directed, _name)
+        _test = getattr(directed, _name)
+        globals()[f"{_name}_bit"] = every_nth_case(_test, THINNED[_name]) if _name in THINNED else _test
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,6 @@ repair with bytes damaged or dropped in either direction."""
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import pytest
 

@@ -4,7 +4,6 @@ over a TCP link to the fake chip when no session runs; user mistakes are one lin
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import pytest

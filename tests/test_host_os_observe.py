@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import struct
-import sys
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -115,12 +114,12 @@ def test_state_survives_restart_and_power_cycle(tmp_path: Path) -> None:
     chip, runner, out = start(path)
     assert add(runner, 5) == 5 and add(runner, 7) == 12
     state_file = tmp_path / "app.keeper.state.json"
-    wait_for(runner, lambda: state_file.exists() and saved_fields(tmp_path)[0]["bytes"] == (12).to_bytes(4, "little").hex())
+    wait_for(runner, lambda: state_file.exists() and saved_fields(tmp_path)[0]["bytes"] == "0c000000")
     chip.inject_fault(1, Cause.WATCHDOG)
     wait_for(runner, lambda: runner.services["keeper"].restarts == 1)
     assert "keeper (tile 1): state restored (1 words)" in out.getvalue()
     assert add(runner, 1) == 13
-    wait_for(runner, lambda: saved_fields(tmp_path)[0]["bytes"] == (13).to_bytes(4, "little").hex())
+    wait_for(runner, lambda: saved_fields(tmp_path)[0]["bytes"] == "0d000000")
     runner.shutdown()
     _, runner2, out2 = start(path)  # a new chip: the board was power-cycled
     assert "state restored (1 words)" in out2.getvalue()
@@ -192,3 +191,12 @@ def test_a_snapshot_outside_the_state_fields_is_dropped(tmp_path: Path) -> None:
             f"(total {total:#x}..{total + 3:#x})") in out.getvalue()
     runner.shutdown()
     assert (tmp_path / "app.keeper.state.json").read_text() == kept
+
+
+def test_a_file_of_another_format_is_not_restored(tmp_path: Path) -> None:
+    path = system(tmp_path)
+    (tmp_path / "app.keeper.state.json").write_text('{"format": 1, "memory_crc": 0, "words": {"0xa0": 5}}\n')
+    _, runner, out = start(path)
+    assert ("keeper (tile 1): app.keeper.state.json is unreadable or was written by another version of tessera: "
+            "not restored") in out.getvalue()
+    assert add(runner, 1) == 1

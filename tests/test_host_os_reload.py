@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import sys
 from pathlib import Path
 
 import pytest
@@ -286,8 +285,8 @@ class Upgrading(Service):
 
 # v2 scales the handed-over total in its upgrade hook; its init (which would reset the total) does not run then.
 UPGRADING_V2 = UPGRADING_V1.replace("    total: int = 0\n", "    scale: int = 10\n    total: int = 0\n").replace(
-    "    def handle", "    def upgrade(self) -> None:\n        self.total = self.total * self.scale\n\n    def handle").replace(
-    "reply(self.total)", "reply(self.total, self.scale)")
+    "    def handle", "    def upgrade(self) -> None:\n        self.total = self.total * self.scale\n\n"
+    "    def handle").replace("reply(self.total)", "reply(self.total, self.scale)")
 
 
 def test_the_upgrade_hook_runs_instead_of_init_after_the_handover(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ fault under each strategy, who restarts, that nothing else is touched, intensity
 from __future__ import annotations
 
 import io
-import sys
 import time
 from pathlib import Path
 

@@ -6,7 +6,6 @@ link loads, and reloading the now idle service back."""
 from __future__ import annotations
 
 import io
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from tessera.firmware.isa import TileState
+from tessera.os.build import build_image
 from tessera.os.chip import Chip
 from tessera.os.cli import main
-from tessera.os.image import read_image
+from tessera.os.image import read_image, write_image
 from tessera.os.link import open_link
+from tessera.os.manifest import load_manifest
 from tessera.os.runner import Runner
 
 # Helpers in tests/ (tests/conftest.py puts the folder on sys.path).
@@ -67,6 +68,47 @@ def test_reload_under_load_on_the_chip(board) -> None:
     count, errors, expected, version = reply.words
     assert (errors, version) == (0, 2) and expected == count  # every number so far, in order, across both builds
     assert count >= min(sent_so_far, 200)
+
+    # the Python tally replaced by a build with an upgrade hook: it runs instead of init, with the beats handed over
+    beats = chip.status(system.TALLY).messages_in
+    summary = runner.reload_service("tally", read_image(upgraded_tally(v2)), "app3.tsi")
+    assert summary == ("state handed over (1 fields, 4 bytes: beats); new fields upgraded start from their initial "
+                       "values; upgrade() runs instead of init()")
+    chip.send(system.TALLY, system.QUERY, [0])
+    reply = chip.take(lambda m: m.source == system.TALLY and m.tag == system.QUERY, 10.0)
+    assert reply is not None
+    counted, upgraded = reply.words
+    assert upgraded == 1 and counted >= beats  # (the counter restarted with the new build; the field did not)
+
+
+TALLY_UPGRADED = '''"""Counts beats; answers QUERY with (beats, whether upgrade ran)."""
+
+from tessera.os.service_api import Message, Service, reply
+
+
+class Tally(Service):
+    beats: int = 0
+    upgraded: int = 0
+
+    def upgrade(self) -> None:
+        self.upgraded = 1
+
+    def handle(self, msg: Message) -> None:
+        if msg.tag == QUERY:
+            reply(self.beats, self.upgraded)
+        else:
+            self.beats += 1
+'''
+
+
+def upgraded_tally(image: Path) -> Path:
+    """`image`'s system with TALLY_UPGRADED as the tally, built next to it as app3.tsi."""
+    folder = image.parent
+    (folder / "tally3.py").write_text(TALLY_UPGRADED.replace("QUERY:", f"{system.QUERY}:"))
+    manifest = image.with_suffix(".toml").read_text().replace('source = "tally.py"', 'source = "tally3.py"')
+    (folder / "app3.toml").write_text(manifest)
+    write_image(build_image(load_manifest(folder / "app3.toml")), folder / "app3.tsi")
+    return folder / "app3.tsi"
 
 
 @pytest.fixture(scope="module")
