@@ -203,17 +203,11 @@ def test_tiles_reach_the_io_node_only_with_its_permission_bit(tmp_path: Path) ->
 
 
 def test_run_refuses_io_services_on_a_chip_without_the_io_node(tmp_path: Path) -> None:
-    import importlib.util
+    import host_os_fakechip as fake
 
     from tessera.os.chip import Chip
     from tessera.os.runner import ChipMismatch, Runner
 
-    spec = importlib.util.spec_from_file_location("host_os_fakechip", Path(__file__).with_name("host_os_fakechip.py"))
-    fake = sys.modules.get("host_os_fakechip")
-    if fake is None:
-        fake = importlib.util.module_from_spec(spec)
-        sys.modules["host_os_fakechip"] = fake
-        spec.loader.exec_module(fake)
     (tmp_path / "panel.py").write_text(PANEL)
     (tmp_path / "lights.py").write_text(LIGHTS)
     image = build_image(parse_manifest(MANIFEST, tmp_path / "app.toml"))

@@ -4,7 +4,6 @@ chip with LEDs and a button, the host pressing it."""
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 import sys
 import zlib
@@ -18,18 +17,9 @@ from tessera.os.chip import Chip
 from tessera.os.demo_host import DEMOS_ROOT, png_bytes
 from tessera.os.service_build import build_service
 
-
-def _load_fake():
-    name = "host_os_fakechip"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+import host_os_fakechip as fake
 
 
-fake = _load_fake()
 
 
 def new_chip(fakes: list | None = None) -> Chip:

@@ -12,7 +12,6 @@ Matching: a line `...` stands for any number of lines, `...` inside a line for a
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import re
 import shlex
@@ -24,22 +23,13 @@ import pytest
 
 from tessera.os.cli import main as tessera_main
 
+import host_os_fakechip as fake
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXECUTED_DOCS = ("tutorial.md",)
 CHIP_COMMANDS = {"run", "send", "call", "ps", "stop", "restart"}
 
 
-def _load_fake():
-    name = "host_os_fakechip"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fake = _load_fake()
 
 
 @dataclass(frozen=True)
