@@ -5,7 +5,6 @@ chip with LEDs and a button, the host pressing it."""
 from __future__ import annotations
 
 import struct
-import sys
 import zlib
 from collections import Counter
 from pathlib import Path

@@ -15,7 +15,6 @@ import contextlib
 import io
 import re
 import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
