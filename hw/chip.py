@@ -14,6 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tessera.hw.core import check_mem_bytes
+from tessera.hw.core_bit import COUNTER_STREAM_MEMBERS, counter_stream
 from tessera.hw.host_bridge import HostBridge
 from tessera.hw.host_link import HostLink
 from tessera.hw.io_node import MAX_PINS, IoNode, default_debounce_cycles, io_address
@@ -44,10 +45,10 @@ class TesseraChip(wiring.Component):
     """Parameters: `tiles` (1..126), `mem_bytes` (per tile, a power of two >= 1024), `mailbox_depth`, `link`
     ("uart": pins `uart_rx`/`uart_tx`; "bytes": byte streams `rx`/`tx` for the virtual board), `clock_hz`, `baud`
     (UART rate; the divisor is round(clock_hz / baud)), `max_words` (words per WRITE_MEM/READ_MEM frame),
-    `retry_delay` (network NACK back-off), `counter_bits` (per-tile message counters), `core` ("parallel" or
-    "serial", see `tessera.hw.tile.CORES`), `leds`/`buttons` (0..8 each; either above 0 adds the I/O node and
-    the ports `leds: Out(leds)` / `buttons: In(buttons)`), `debounce_cycles` (the buttons' debounce interval;
-    default 5 ms of `clock_hz`).
+    `retry_delay` (network NACK back-off), `counter_bits` (per-tile message counters), `core` ("parallel",
+    "serial" or "bit", see `tessera.hw.tile.CORES`; with "bit" one counter stream serves every tile),
+    `leds`/`buttons` (0..8 each; either above 0 adds the I/O node and the ports `leds: Out(leds)` /
+    `buttons: In(buttons)`), `debounce_cycles` (the buttons' debounce interval; default 5 ms of `clock_hz`).
 
     `info` is what IDENTIFY reports. The chip-wide 64-bit cycle counter starts at 0 on reset.
 
@@ -133,6 +134,7 @@ class TesseraChip(wiring.Component):
                 retry_delay=retry_delay,
                 counter_bits=counter_bits,
                 core=core,
+                shared_counter_stream=core == "bit",  # one stream (elaborate) serves every tile
             )
             for index in range(tiles)
         ]
@@ -218,6 +220,10 @@ class TesseraChip(wiring.Component):
         for index, node in enumerate(self.nodes):
             m.submodules[f"node{index}"] = node
             m.d.comb += node.cycle.eq(cycle)
+        if self._core == "bit":
+            stream = counter_stream(m, cycle)
+            for node in self.nodes:
+                m.d.comb += [getattr(node.tile, name).eq(value) for name, value in zip(COUNTER_STREAM_MEMBERS, stream)]
         outputs = [*ring_nodes, host_unit.ring_out]
         stops = len(outputs)
         for pad in range(ring_length(stops) - stops):

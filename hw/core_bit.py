@@ -21,26 +21,55 @@ Microarchitecture (docs/core.md, "The bit-serial core", has the reasoning and th
   delay its output by a counted number of bits, so there is no funnel or lane multiplexer. Message results
   load into the message rs1 register instead.
 - Immediates rotate out of the instruction register itself (no immediate register or bit-index multiplexer).
-- Counter CSRs load into `dat` in DECODE, the cycle the instruction word is on `rdata`: the known bits of a
-  legal counter read are cancelled by XOR, so the load path stays one 2:1 multiplexer per bit.
+- Counter CSRs are not a 64-bit input: the chip streams its counter one bit per cycle to all tiles
+  (`counter_stream`, built once per chip), and a counter read waits at the start of its pass for the frame with
+  the half it reads, then writes the streamed bits into rd like any other serial result.
 """
 
 from __future__ import annotations
 
 import enum
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from tessera.firmware.isa import Cause, Opcode, TileState
 from tessera.hw.core import MemoryBusSignature, check_mem_bytes, check_tile_id, control_members, instruction_is_legal
 
-__all__ = ["BitSerialTileCore"]
+__all__ = ["COUNTER_STREAM_MEMBERS", "BitSerialTileCore", "counter_stream"]
 
 PAIR_BITS = 2  # register-file word width
 PAIRS = 32 // PAIR_BITS
 PASS_START = 62  # the pass counter starts at -2: two cycles start the reads before bit 0 is computed
+
+#: The counter stream's ports on a consumer (see `counter_stream`).
+COUNTER_STREAM_MEMBERS = {"counter_bit": In(1), "counter_start": In(1), "counter_high": In(1)}
+FRAME_LEAD = 2  # `counter_start` is raised this many cycles before a frame's bit 0 (the pass's lead cycles)
+
+
+def counter_stream(m: Module, cycle: Value) -> tuple[Signal, Signal, Signal]:
+    """Add to `m` the chip's counter stream for bit-serial cores; return (`bit`, `start`, `high`).
+
+    `cycle` is the chip's 64-bit counter. The stream has its own 6-bit `index`, counting cycles from reset (so
+    a frozen counter still streams). When the index is 63 a 64-bit snapshot of `cycle` is taken; it is streamed
+    out on `bit`, least significant bit first: the low half while the index is 0..31, the high half while it is
+    32..63. `start` is 1 `FRAME_LEAD` cycles before a half's bit 0, with `high` telling which half follows.
+    Nothing is announced before the first snapshot, so a counter that does not start at 0 is never streamed
+    stale. One stream serves every tile (a 64-bit shift register: about one logic cell per bit, once per chip).
+    """
+    index = Signal(6)
+    m.d.sync += index.eq(index + 1)
+    snapshot = Signal(64)
+    primed = Signal()  # a snapshot has been taken
+    with m.If(index == 63):
+        m.d.sync += [snapshot.eq(cycle), primed.eq(1)]
+    with m.Else():
+        m.d.sync += snapshot.eq(snapshot[1:])
+    start = Signal()
+    high = Signal()
+    m.d.comb += [start.eq(primed & (index[0:5] == 32 - FRAME_LEAD)), high.eq(~index[5])]
+    return snapshot[0], start, high
 
 
 class _Step(enum.IntEnum):
@@ -64,10 +93,14 @@ class BitSerialTileCore(wiring.Component):
     Parameters: `mem_bytes` (tile memory size, a power of two >= 1024), `tile_id` (read by mhartid),
     `has_message_unit` (custom-0 goes to the `message` port; without it custom-0 is illegal).
 
-    Ports, states, faults and CSRs are `TileCore`'s (instret/instreth are illegal, as there). `retired` pulses
-    once per retired instruction, ECALL and EBREAK included. `halt` and `fault_in_valid` are remembered and
-    take effect at the next instruction boundary (immediately while SLEEPING or stopped); the pc they leave is
-    that of the next instruction, which has not started.
+    Ports, states, faults and CSRs are `TileCore`'s (instret/instreth are illegal, as there), except that the
+    64-bit `cycle` input is replaced by the chip's counter stream (`COUNTER_STREAM_MEMBERS`, driven by
+    `counter_stream`): a counter CSR read waits (RUNNING; up to 64 cycles, 128 just after reset) for its
+    half's frame and returns that half of the stream's latest snapshot. Each read is thus the counter at one
+    earlier instant, and later reads see later instants, so the usual cycleh/cycle/cycleh retry loop reads a
+    consistent 64-bit value. `retired` pulses once per retired instruction, ECALL and EBREAK included. `halt`
+    and `fault_in_valid` are remembered and take effect at the next instruction boundary (immediately while
+    SLEEPING or stopped); the pc they leave is that of the next instruction, which has not started.
     """
 
     def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False):
@@ -77,7 +110,9 @@ class BitSerialTileCore(wiring.Component):
         self._addr_width = addr_width
         self._tile_id = tile_id
         self._has_message_unit = has_message_unit
-        super().__init__({"bus": Out(MemoryBusSignature(addr_width)), **control_members(has_message_unit)})
+        members = control_members(has_message_unit)
+        del members["cycle"]
+        super().__init__({"bus": Out(MemoryBusSignature(addr_width)), **members, **COUNTER_STREAM_MEMBERS})
         self._registers = memory.Memory(shape=PAIR_BITS, depth=32 * PAIRS, init=[])
 
     @property
@@ -248,7 +283,9 @@ class BitSerialTileCore(wiring.Component):
             m.d.comb += rd_bit.eq(Const(self._tile_id, 32).bit_select(bit, 1))
         with m.Elif(is_custom0):
             m.d.comb += rd_bit.eq(message_rs1[0])
-        with m.Elif(is_shift | is_load | is_csr):
+        with m.Elif(is_csr):  # a counter: its frame is streaming now
+            m.d.comb += rd_bit.eq(self.counter_bit)
+        with m.Elif(is_shift | is_load):
             m.d.comb += rd_bit.eq(dat_bit)
         with m.Else():
             m.d.comb += rd_bit.eq(alu_bit)
@@ -286,26 +323,11 @@ class BitSerialTileCore(wiring.Component):
         fill = ir[30] & dat[31]  # SRA's sign; other users of the shift do not look at the top bits
 
         # `dat` either shifts right (taking `dat_in` at the top) or loads the memory read data in parallel.
-        # A counter CSR is loaded in DECODE through the same path: the read data is then the instruction word,
-        # whose bits are known for a legal counter read (variable: rd, funct3[0], funct3[2], CSR bits 0 and 7),
-        # so XOR-ing the selected counter word and that pattern in leaves the counter. Only the counter select
-        # costs a LUT per bit: the load stays a one-LUT 2:1 multiplexer in front of each flip-flop.
         dat_shift = Signal()
         dat_in = Signal()
         dat_load = Signal()
-        counter_word = op_is(word, Opcode.SYSTEM) & word[13] & ~word[29]  # a (legal) read of cycle(h) or time(h)
-        load_high = (step == _Step.DECODE) & counter_word & word[27]
-        load_low = (step == _Step.DECODE) & counter_word & ~word[27]
-        read_pattern = Cat(
-            Const(Opcode.SYSTEM, 7), word[7:13], Const(1, 1), word[14], Const(0, 5), word[20], Const(0, 6),
-            word[27], Const(0b1100, 4),
-        )
-        injected = (
-            (self.cycle[32:64] & load_high.replicate(32))
-            | (self.cycle[0:32] & load_low.replicate(32))
-        ) ^ (read_pattern & (load_high | load_low).replicate(32))
         with m.If(dat_load):
-            m.d.sync += dat.eq(self.bus.rdata ^ injected)
+            m.d.sync += dat.eq(self.bus.rdata)
         with m.Elif(dat_shift):
             m.d.sync += dat.eq(Cat(dat[1:], dat_in))
 
@@ -328,7 +350,6 @@ class BitSerialTileCore(wiring.Component):
 
             with m.Case(_Step.DECODE):
                 m.d.sync += [ir.eq(word), shamt.eq(word[20:25])]
-                m.d.comb += dat_load.eq(1)  # a counter CSR's value (else the word itself, unused)
                 with m.If(~instruction_is_legal(m, word, self._has_message_unit)):
                     trap(Cause.ILLEGAL_INSN)
                 with m.Elif(op_is(word, Opcode.SYSTEM) & word[13]):  # CSR reads have a single pass
@@ -339,7 +360,12 @@ class BitSerialTileCore(wiring.Component):
                     m.d.sync += outside.eq(0)
 
             with m.Case(_Step.PASS):
-                m.d.sync += t.eq(t + 1)
+                # A counter read (cycle(h)/time(h); mhartid has CSR bit 9 set) holds its first lead cycle until
+                # the frame of its half starts FRAME_LEAD cycles later, so bit 0 is computed on the frame's bit 0.
+                frame_now = self.counter_start & (self.counter_high == ir[27])
+                counter_wait = (t == PASS_START) & is_csr & ~ir[29] & ~frame_now
+                with m.If(~counter_wait):
+                    m.d.sync += t.eq(t + 1)
                 with m.If((t == PASS_START) & ~two_pass):
                     m.d.sync += pass_b.eq(1)
                 with m.If(t[0]):

@@ -11,7 +11,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In
 
 from tessera.firmware.isa import TileState
-from tessera.hw.core_bit import BitSerialTileCore
+from tessera.hw.core_bit import COUNTER_STREAM_MEMBERS, BitSerialTileCore, counter_stream
 from tessera.hw.core_serial import SerialTileCore
 from tessera.hw.core import MemoryBusSignature, TileCore, check_mem_bytes, control_members
 
@@ -42,14 +42,32 @@ class Tile(wiring.Component):
     It reaches memory only while the core is neither RUNNING nor SLEEPING; while the core runs, its writes are
     dropped and its read data is the core's. A read in the same cycle as a write is not performed. Control and
     status ports are the core's (see `TileCore`).
+
+    With the bit-serial core the Tile also has the core's counter-stream inputs (`COUNTER_STREAM_MEMBERS`). A
+    Tile built with `shared_counter_stream=False` ignores them and builds its own stream from `cycle`
+    (`counter_stream`); on a chip, where one stream serves every tile, `shared_counter_stream=True` makes the Tile
+    pass them to the core instead.
     """
 
-    def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False, core: str = "parallel"):
+    def __init__(
+        self,
+        *,
+        mem_bytes: int,
+        tile_id: int = 0,
+        has_message_unit: bool = False,
+        core: str = "parallel",
+        shared_counter_stream: bool = False,
+    ):
         addr_width = check_mem_bytes(mem_bytes)
         self._mem_bytes = mem_bytes
         self._core = core_class(core)(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit)
         self._memory = memory.Memory(shape=32, depth=mem_bytes // 4, init=[])
-        super().__init__({"debug": In(MemoryBusSignature(addr_width)), **control_members(has_message_unit)})
+        self._streamed = isinstance(self._core, BitSerialTileCore)
+        if shared_counter_stream and not self._streamed:
+            raise ValueError(f"a {type(self._core).__name__} tile reads `cycle`, it has no counter-stream inputs")
+        self._stream_from_inputs = shared_counter_stream
+        members = {"debug": In(MemoryBusSignature(addr_width)), **control_members(has_message_unit)}
+        super().__init__({**members, **(COUNTER_STREAM_MEMBERS if self._streamed else {})})
 
     @property
     def core(self) -> AnyCore:
@@ -72,8 +90,16 @@ class Tile(wiring.Component):
         read = self._memory.read_port(domain="sync")
         write = self._memory.write_port(granularity=8)
 
-        for name in ("run", "halt", "reset_pc", "fault_in_valid", "fault_in_cause", "cycle"):
+        for name in ("run", "halt", "reset_pc", "fault_in_valid", "fault_in_cause"):
             m.d.comb += getattr(core, name).eq(getattr(self, name))
+        if not self._streamed:
+            m.d.comb += core.cycle.eq(self.cycle)
+        elif self._stream_from_inputs:
+            for name in COUNTER_STREAM_MEMBERS:
+                m.d.comb += getattr(core, name).eq(getattr(self, name))
+        else:
+            stream = counter_stream(m, self.cycle)
+            m.d.comb += [getattr(core, name).eq(value) for name, value in zip(COUNTER_STREAM_MEMBERS, stream)]
         for name in ("state", "cause", "pc", "retired"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
         if "message" in self.signature.members:

@@ -28,7 +28,8 @@ class TileNode(wiring.Component):
 
     Parameters: `tile_id` (its address), `num_tiles`, `mem_bytes`, `phase_at_reset` (of its ring position,
     `tessera.hw.network.phase_at_reset`), `mailbox_depth`, `retry_delay`, `counter_bits` (width of the
-    message counters), `retired_bits` (width of the retired-instruction counter).
+    message counters), `retired_bits` (width of the retired-instruction counter), `core`, and
+    `shared_counter_stream` (bit core only: the tile's counter-stream inputs are driven by the chip's one stream).
 
     Ports: `control` (the host's: `TilePortSignature` as TileFanout drives it: debug port, run/halt/reset_pc,
     state/cause/pc, configuration writes), `ring_in`/`ring_out` (the ring), `cycle` (the chip counter),
@@ -62,11 +63,18 @@ class TileNode(wiring.Component):
         counter_bits: int = 16,
         retired_bits: int = 32,
         core: str = "parallel",
+        shared_counter_stream: bool = False,
     ) -> None:
         addr_bits = check_mem_bytes(mem_bytes)
         self._tile_id = tile_id
         self._num_tiles = num_tiles
-        self._tile = Tile(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=True, core=core)
+        self._tile = Tile(
+            mem_bytes=mem_bytes,
+            tile_id=tile_id,
+            has_message_unit=True,
+            core=core,
+            shared_counter_stream=shared_counter_stream,
+        )
         self._unit = MessageUnit(
             address=tile_id,
             num_tiles=num_tiles,

@@ -8,7 +8,7 @@
 - tests/test_core_serial.py restates the stop-timing tests for the serial cores' documented timing (stops wait
   for the instruction boundary) and runs them, the random co-simulation against the golden model and the C
   programs on the Tile's Verilog (Verilator) on both serial cores. The message-port wait is restated below
-  with a longer bound.
+  with a longer bound, and the counter CSR test for the streamed counter (reads wait for their frame).
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ from collections.abc import Callable
 
 import pytest
 from amaranth.back import rtlil
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
 
-from tessera.firmware.isa import Cause, TileState
+from tessera.firmware.isa import Cause, Csr, TileState
 from tessera.hw import tile as tile_module
 from tessera.hw.chip import TesseraChip
-from tessera.hw.core_bit import BitSerialTileCore
+from tessera.hw.core_bit import FRAME_LEAD, BitSerialTileCore, counter_stream
 from tessera.hw.tile import Tile
-from tessera.sim.amaranth_harness import TileBench, TileDriver, simulate
-from tessera.sim.encode import ECALL, addi, custom0
+from tessera.sim.amaranth_harness import TileBench, TileDriver, run_program, simulate
+from tessera.sim.encode import ECALL, addi, csr, custom0
 
 _DIRECTED = pathlib.Path(__file__).with_name("test_core_directed.py")
 _spec = importlib.util.spec_from_file_location("core_directed_suite_bit", _DIRECTED)
@@ -41,6 +43,7 @@ TIMING_DEPENDENT = {
     "test_fault_in_traps_at_the_current_pc_and_run_resumes",
     "test_debug_port_is_refused_while_running",
     "test_message_wait_is_sleeping_and_halt_abandons_it",  # waits 50 cycles for two instructions
+    "test_csr_reads",  # expects six CSR reads within 256 cycles; counter reads wait for their frame here
 }
 #: Parametrised directed tests run on every n-th case only (see the module docstring).
 THINNED = {
@@ -123,3 +126,67 @@ def test_message_wait_is_sleeping_and_halt_abandons_it():
         assert driver.registers()[2] == 0xCAFE
 
     simulate(bench, testbench)
+
+
+def stream_reference(start: int, cycles: int) -> list[tuple[int, int, int]]:
+    """Model of `counter_stream` for a counter that is `start` in the first cycle: (bit, start, high) per cycle."""
+    snapshot, primed, out = 0, False, []
+    for index, now in enumerate(range(start, start + cycles)):
+        index %= 64
+        out.append((snapshot & 1, int(primed and index % 32 == 32 - FRAME_LEAD), int(index < 32)))
+        snapshot, primed = (now, True) if index == 63 else (snapshot >> 1, primed)
+    return out
+
+
+@pytest.mark.parametrize("start", [0, 5, 0x1_FFFF_FFC0, 0xFFFF_FFFF_FFFF_FF90])
+def test_counter_stream_matches_its_model_and_frames_carry_the_snapshot(start: int):
+    m = Module()
+    cycle = Signal(64, init=start)
+    m.d.sync += cycle.eq(cycle + 1)
+    stream = counter_stream(m, cycle)
+    cycles = 300
+    expected = stream_reference(start, cycles)
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    seen: list[tuple[int, int, int]] = []
+
+    async def testbench(ctx):
+        for _ in range(cycles):
+            seen.append(tuple(ctx.get(value) for value in stream))
+            await ctx.tick()
+
+    sim.add_testbench(testbench)
+    sim.run()
+    assert seen == expected
+    # Each announced frame carries the announced half of the counter's value at the last index-63 cycle.
+    frames = [(at + FRAME_LEAD, high) for at, (_, starting, high) in enumerate(seen) if starting]
+    assert frames
+    for first, high in frames:
+        if first + 32 > cycles:
+            continue
+        value = sum(seen[first + k][0] << k for k in range(32))
+        snapshot = (start + first - first % 64 - 1) % (1 << 64)  # the counter at the last index-63 cycle
+        assert value == (snapshot >> 32 if high else snapshot & 0xFFFF_FFFF)
+
+
+def test_counter_reads_are_snapshots_and_the_retry_loop_reads_them_whole():
+    start = 0x0000_0001_FFFF_FF00  # the low half wraps while the program runs
+    code = [
+        csr("csrrs", 1, Csr.CYCLEH),  # the standard loop: high, low, high again (retry if the highs differ)
+        csr("csrrc", 2, Csr.CYCLE),
+        csr("csrrs", 3, Csr.CYCLEH),
+        csr("csrrsi", 4, Csr.TIMEH),
+        csr("csrrci", 5, Csr.TIME),
+        csr("csrrs", 6, Csr.MHARTID),
+        ECALL,
+    ]
+    outcome = run_program(code, tile_id=0x2A, cycle_start=start)
+    regs = outcome.registers
+    end = start + outcome.cycles
+    assert 1 <= regs[1] <= regs[3] <= regs[4] <= 2
+    if regs[1] == regs[3]:
+        assert start < (regs[1] << 32 | regs[2]) < end
+    assert (regs[4] << 32 | regs[5]) < end
+    # Snapshots are taken every 64 cycles from reset (the counter started at reset, at a multiple of 64).
+    assert regs[2] % 64 == 63 and regs[5] % 64 == 63
+    assert regs[6] == 0x2A
