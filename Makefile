@@ -63,7 +63,7 @@ clean:
 # ---- iCE40 boards: bitstreams, flashing, fit benchmark (boards/, docs/boards.md) ----
 # make build BOARD=icebreaker|hx8k|icestick|upduino [TILES=n] [MHZ=f] [SEED=s]
 BOARD ?= icebreaker
-BOARD_ARGS := --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(MHZ),--mhz $(MHZ)) $(if $(SEED),--seed $(SEED))
+BOARD_ARGS := --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(MHZ),--mhz $(MHZ)) $(if $(SEED),--seed $(SEED)) $(if $(CORE),--core $(CORE))
 
 .PHONY: build flash bench-fit
 

@@ -29,6 +29,7 @@ from tessera.boards.board import Board
 from tessera.boards.board_top import BoardTop, io_pins
 from tessera.boards.pll import PllError, pll_config
 from tessera.hw.chip import Chip
+from tessera.hw.tile import CORES
 from tessera.sim import toolchain
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -110,10 +111,20 @@ class BuildResult:
 
 
 def make_chip(
-    *, tile_count: int, mem_bytes: int, mailbox_depth: int, clock_hz: int, baud: int, leds: int = 0, buttons: int = 0
+    *,
+    tile_count: int,
+    mem_bytes: int,
+    mailbox_depth: int,
+    clock_hz: int,
+    baud: int,
+    leds: int = 0,
+    buttons: int = 0,
+    core: str = "parallel",
 ) -> wiring.Component:
-    """The chip top for a board build (hw/chip.py's Chip with the UART link, and the board's LEDs/buttons)."""
+    """The chip top for a board build (hw/chip.py's Chip with the UART link, the board's LEDs/buttons, and the
+    tile core `core`, one of `tessera.hw.tile.CORES`)."""
     return Chip(
+        core=core,
         tile_count=tile_count,
         mem_bytes=mem_bytes,
         mailbox_depth=mailbox_depth,
@@ -178,6 +189,7 @@ def build(
     mailbox_depth: int = DEFAULT_MAILBOX_DEPTH,
     baud: int = DEFAULT_BAUD,
     seed: int = DEFAULT_SEED,
+    core: str = "parallel",
     build_dir: Path | None = None,
     quiet: bool = False,
     chip_factory: ChipFactory = make_chip,
@@ -191,12 +203,12 @@ def build(
         (build_dir / stale).unlink(missing_ok=True)
     result = BuildResult(board=board.name, tiles=tiles, target_mhz=pll.output_hz / 1e6, build_dir=build_dir)
 
-    _say(quiet, f"[{board.name}] {tiles} tiles at {pll.output_hz / 1e6:.3f} MHz "
+    _say(quiet, f"[{board.name}] {tiles} {core}-core tiles at {pll.output_hz / 1e6:.3f} MHz "
                 f"(PLL DIVR={pll.divr} DIVF={pll.divf} DIVQ={pll.divq}) in {_relative(build_dir)}")
     _say(quiet, "  [1/4] elaborating the design (Amaranth -> RTLIL)")
     chip = chip_factory(
         tile_count=tiles, mem_bytes=mem_bytes, mailbox_depth=mailbox_depth, clock_hz=round(pll.output_hz), baud=baud,
-        **io_pins(board),
+        core=core, **io_pins(board),
     )
     platform = board.platform()
     plan = platform.prepare(BoardTop(board, chip, pll), name=TOP_NAME)
@@ -265,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mailbox-depth", type=int, default=DEFAULT_MAILBOX_DEPTH)
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="host UART rate")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="nextpnr placement seed")
+    parser.add_argument("--core", choices=CORES, default="parallel", help="the tile core (docs/core.md)")
     args = parser.parse_args(argv)
     board = BOARDS[args.board]
     tiles = args.tiles if args.tiles is not None else board.default_tiles
@@ -272,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--tiles {tiles}: at least one tile is needed")
     try:
         result = build(board, tiles, mhz=args.mhz, mem_bytes=args.mem_bytes, mailbox_depth=args.mailbox_depth,
-                       baud=args.baud, seed=args.seed)
+                       baud=args.baud, seed=args.seed, core=args.core)
     except (BuildError, PllError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -295,9 +295,11 @@ def Chip(
     clock_hz: int,
     leds: int = 0,
     buttons: int = 0,
+    core: str = "parallel",
 ) -> TesseraChip:
     """The UART chip as the board builds ask for it (`tessera.boards.build.make_chip`)."""
     return TesseraChip(
+        core=core,
         leds=leds,
         buttons=buttons,
         tiles=tile_count,
