@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 
 from tessera.boards.board import Board
-from tessera.boards.build import BOARD_BUILD_ROOT, BOARDS, DEFAULT_SEED, BuildResult, build
+from tessera.boards.build import BOARD_BUILD_ROOT, BOARDS, DEFAULT_CORE, DEFAULT_SEED, BuildResult, build
 
 #: The boards measured, by the device name the figures use.
 FIT_BOARDS = (("up5k", "icebreaker"), ("hx8k", "hx8k"), ("hx1k", "icestick"))
@@ -94,10 +94,10 @@ def largest_fit(board: Board, mhz: float | None, seed: int) -> tuple[int, FitSea
 
 
 def measured_cpi() -> float:
-    """Cycles per instruction of the tile core on the bench program (tessera.sim.bench_core's measurement)."""
+    """Cycles per instruction of the boards' tile core on the bench program (tessera.sim.bench_core's measurement)."""
     from tessera.sim.bench_core import measure_cpi
 
-    return measure_cpi().cpi
+    return measure_cpi(DEFAULT_CORE).cpi
 
 
 def main(argv: list[str] | None = None) -> int:

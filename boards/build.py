@@ -42,6 +42,9 @@ DEFAULT_MEM_BYTES = 1024
 DEFAULT_MAILBOX_DEPTH = 4
 DEFAULT_BAUD = 115_200
 DEFAULT_SEED = 1
+#: Board builds use the bit-serial core: the smallest (docs/core.md), and the only one of which a useful number of
+#: tiles fits the small iCE40s. The parallel core is the simulated chip's default (faster per cycle).
+DEFAULT_CORE = "bit"
 
 #: The resources the report lists, in this order, with the names nextpnr uses.
 REPORTED_RESOURCES = (
@@ -119,7 +122,7 @@ def make_chip(
     baud: int,
     leds: int = 0,
     buttons: int = 0,
-    core: str = "parallel",
+    core: str = DEFAULT_CORE,
 ) -> wiring.Component:
     """The chip top for a board build (hw/chip.py's Chip with the UART link, the board's LEDs/buttons, and the
     tile core `core`, one of `tessera.hw.tile.CORES`)."""
@@ -189,7 +192,7 @@ def build(
     mailbox_depth: int = DEFAULT_MAILBOX_DEPTH,
     baud: int = DEFAULT_BAUD,
     seed: int = DEFAULT_SEED,
-    core: str = "parallel",
+    core: str = DEFAULT_CORE,
     build_dir: Path | None = None,
     quiet: bool = False,
     chip_factory: ChipFactory = make_chip,
@@ -277,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mailbox-depth", type=int, default=DEFAULT_MAILBOX_DEPTH)
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="host UART rate")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="nextpnr placement seed")
-    parser.add_argument("--core", choices=CORES, default="parallel", help="the tile core (docs/core.md)")
+    parser.add_argument("--core", choices=CORES, default=DEFAULT_CORE, help="the tile core (docs/core.md)")
     args = parser.parse_args(argv)
     board = BOARDS[args.board]
     tiles = args.tiles if args.tiles is not None else board.default_tiles

@@ -14,7 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tessera.hw.core import check_mem_bytes
-from tessera.hw.core_bit import COUNTER_STREAM_MEMBERS, counter_stream
+from tessera.hw.core_bit import COUNTER_STREAM_MEMBERS, FRAME_LEAD
 from tessera.hw.host_bridge import HostBridge
 from tessera.hw.host_link import HostLink
 from tessera.hw.io_node import MAX_PINS, IoNode, default_debounce_cycles, io_address
@@ -23,7 +23,7 @@ from tessera.hw.network import phase_at_reset
 from tessera.hw.noc_layouts import HOST_NODE, MAX_TILES, MAX_WORDS, Flit, ring_length
 from tessera.hw.tile_fanout import TileFanout
 from tessera.hw.tile import core_class
-from tessera.hw.tile_node import TileNode
+from tessera.hw.tile_node import TileNode, decode_node_inputs
 from tessera.os.protocol import MAX_WORDS_LIMIT, PROTOCOL_VERSION, ChipInfo, ConfigRegister, Feature, StatusWord
 
 Link = Literal["uart", "bytes"]
@@ -39,13 +39,43 @@ FEATURES = (
     | Feature.SUPERVISOR
     | Feature.MESSAGE_UNIT
 )
+#: The features that the per-tile counters provide (`TesseraChip(counters=False)` has neither).
+COUNTER_FEATURES = Feature.INSTRET | Feature.MESSAGE_COUNTERS
+
+
+def cycle_counter_stream(m: Module) -> tuple[Signal, Signal, Signal]:
+    """Add to `m` the bit-serial cores' counter stream of the chip's cycle counter; return (`bit`, `start`, `high`)
+    as `tessera.hw.core_bit.counter_stream(m, cycle)` would for it (from the first announced frame on).
+
+    The chip counter counts from 0 at reset, so counter_stream's frame k (cycles 64k..64k+63) carries 64k - 1, a
+    value that grows by exactly 64 per frame. It therefore circulates, least significant bit first, in a ring of
+    64 flip-flops, and a serial adder adds 64 to each bit as it passes: no 64-bit snapshot multiplexer.
+    """
+    index = Signal(6)
+    m.d.sync += index.eq(index + 1)
+    value = Signal(64, init=(1 << 64) - 1)  # frame 0 holds -1 (never announced); bit 0 of the frame at value[0]
+    carry = Signal()  # carry into the bit at value[0] while adding 64
+    primed = Signal()
+    m.d.sync += value.eq(Cat(value[1:], value[0] ^ carry))
+    with m.If(index == 5):
+        m.d.sync += carry.eq(1)
+    with m.Elif(index == 63):
+        m.d.sync += [carry.eq(0), primed.eq(1)]
+    with m.Else():
+        m.d.sync += carry.eq(carry & value[0])
+    start = Signal()
+    high = Signal()
+    m.d.comb += [start.eq(primed & (index[0:5] == 32 - FRAME_LEAD)), high.eq(~index[5])]
+    return value[0], start, high
 
 
 class TesseraChip(wiring.Component):
     """Parameters: `tiles` (1..126), `mem_bytes` (per tile, a power of two >= 1024), `mailbox_depth`, `link`
     ("uart": pins `uart_rx`/`uart_tx`; "bytes": byte streams `rx`/`tx` for the virtual board), `clock_hz`, `baud`
     (UART rate; the divisor is round(clock_hz / baud)), `max_words` (words per WRITE_MEM/READ_MEM frame),
-    `retry_delay` (network NACK back-off), `counter_bits` (per-tile message counters), `core` ("parallel",
+    `retry_delay` (network NACK back-off), `counter_bits` (per-tile message counters), `counters` (False: no
+    per-tile retired/messages counters; IDENTIFY then leaves out INSTRET and MESSAGE_COUNTERS and STATUS words
+    4..6 read 0), `core` ("parallel",
     "serial" or "bit", see `tessera.hw.tile.CORES`; with "bit" one counter stream serves every tile),
     `leds`/`buttons` (0..8 each; either above 0 adds the I/O node and the ports `leds: Out(leds)` /
     `buttons: In(buttons)`), `debounce_cycles` (the buttons' debounce interval; default 5 ms of `clock_hz`).
@@ -69,6 +99,7 @@ class TesseraChip(wiring.Component):
         max_words: int = 32,
         retry_delay: int = 32,
         counter_bits: int = 16,
+        counters: bool = True,
         core: str = "parallel",
         leds: int = 0,
         buttons: int = 0,
@@ -94,6 +125,7 @@ class TesseraChip(wiring.Component):
         self._baud = baud
         self._retry_delay = retry_delay
         self._counter_bits = counter_bits
+        self._counters = counters
         self._core = core
         self._leds = leds
         self._buttons = buttons
@@ -109,7 +141,8 @@ class TesseraChip(wiring.Component):
             mesh_height=1,
             mailbox_depth=mailbox_depth,
             host_node=HOST_NODE,
-            features=FEATURES | (Feature.IO_NODE if has_io else Feature(0)),
+            features=(FEATURES if counters else FEATURES & ~COUNTER_FEATURES)
+            | (Feature.IO_NODE if has_io else Feature(0)),
             clock_hz=clock_hz,
         )
         if link == "uart":
@@ -133,8 +166,10 @@ class TesseraChip(wiring.Component):
                 mailbox_depth=mailbox_depth,
                 retry_delay=retry_delay,
                 counter_bits=counter_bits,
+                counters=counters,
                 core=core,
                 shared_counter_stream=core == "bit",  # one stream (elaborate) serves every tile
+                shared_decode=True,  # decoded once in elaborate
             )
             for index in range(tiles)
         ]
@@ -142,7 +177,6 @@ class TesseraChip(wiring.Component):
         self.io = (
             IoNode(
                 address=io_address(tiles),
-                num_tiles=self._unit_tiles,
                 phase_at_reset=phase_at_reset(tiles),
                 led_count=leds,
                 button_count=buttons,
@@ -217,11 +251,13 @@ class TesseraChip(wiring.Component):
         m.submodules.host_node = host_unit
         wiring.connect(m, host.net, host_unit.core)
         m.d.comb += [host_unit.permissions.we.eq(1), host_unit.permissions.data.eq(-1)]
+        # What every node would decode from the configuration word and the counter, decoded once.
+        decoded = decode_node_inputs(m, host.tiles.wdata, cycle, self._unit_tiles)
         for index, node in enumerate(self.nodes):
             m.submodules[f"node{index}"] = node
-            m.d.comb += node.cycle.eq(cycle)
+            m.d.comb += [node.cycle.eq(cycle), node.decoded.eq(decoded)]
         if self._core == "bit":
-            stream = counter_stream(m, cycle)
+            stream = cycle_counter_stream(m)
             for node in self.nodes:
                 m.d.comb += [getattr(node.tile, name).eq(value) for name, value in zip(COUNTER_STREAM_MEMBERS, stream)]
         outputs = [*ring_nodes, host_unit.ring_out]
@@ -249,7 +285,15 @@ class TesseraChip(wiring.Component):
                 wiring.connect(m, fanout.tiles[index], node.control)
             else:
                 self._connect_translated(m, fanout.tiles[index], node.control)
-        # Registered at `re` like the fan-out's own read data: one-hot selects, AND-OR of the counters.
+        m.d.comb += [bus.rdata.eq(fanout.bus.rdata | self._counter_read_data(m, bus)), bus.busy.eq(fanout.bus.busy)]
+        return m
+
+    def _counter_read_data(self, m: Module, bus: wiring.PureInterface) -> Signal | int:
+        """The tile nodes' counters for STATUS words 4..6 (0 on a chip without counters), registered at `re` like
+        the fan-out's own read data: one-hot selects, AND-OR of the counters."""
+        if not self._counters:
+            return 0
+        count = self._tiles
         in_sel = Signal(count)
         out_sel = Signal(count)
         retired_sel = Signal(count)
@@ -261,13 +305,14 @@ class TesseraChip(wiring.Component):
                 out_sel[index].eq(chosen & (status_index == StatusWord.MESSAGES_OUT)),
                 retired_sel[index].eq(chosen & (status_index == StatusWord.RETIRED)),
             ]
-        counters = 0
+        counters = Signal(32)
+        value = 0
         for index, node in enumerate(self.nodes):
-            counters = counters | (in_sel[index].replicate(self._counter_bits) & node.messages_in)
-            counters = counters | (out_sel[index].replicate(self._counter_bits) & node.messages_out)
-            counters = counters | (retired_sel[index].replicate(len(node.retired)) & node.retired)
-        m.d.comb += [bus.rdata.eq(fanout.bus.rdata | counters), bus.busy.eq(fanout.bus.busy)]
-        return m
+            value = value | (in_sel[index].replicate(self._counter_bits) & node.messages_in)
+            value = value | (out_sel[index].replicate(self._counter_bits) & node.messages_out)
+            value = value | (retired_sel[index].replicate(len(node.retired)) & node.retired)
+        m.d.comb += counters.eq(value)
+        return counters
 
     def _connect_translated(self, m: Module, port: wiring.PureInterface, control: wiring.PureInterface) -> None:
         """Connect a fan-out port to a tile node, swapping permission bits T (host) and T + 1 (I/O node) of

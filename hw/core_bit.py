@@ -17,10 +17,11 @@ Microarchitecture (docs/core.md, "The bit-serial core", has the reasoning and th
 - pc is a 32-bit ring that rotates once during pass B, taking pc + 4 (a serial incrementer) or the jump
   target (the adder) at its top.
 - `dat` (32 bits) is the one whole-word register: shift sources, store data and message rs2 shift into it;
-  memory words and counter CSRs load into it in parallel and shift out into rd. Shifts and load alignment
-  delay its output by a counted number of bits, so there is no funnel or lane multiplexer. Message results
-  load into the message rs1 register instead.
-- Immediates rotate out of the instruction register itself (no immediate register or bit-index multiplexer).
+  the instruction word and memory words load into it in parallel and shift out into rd. Shifts and load
+  alignment delay its output by a counted number of bits, so there is no funnel or lane multiplexer. Message
+  results load into the message rs1 register instead.
+- Immediates come from three fixed taps of `dat` while it shifts the instruction word (no immediate register,
+  no bit-index multiplexer, no multiplexer in front of the instruction register).
 - Counter CSRs are not a 64-bit input: the chip streams its counter one bit per cycle to all tiles
   (`counter_stream`, built once per chip), and a counter read waits at the start of its pass for the frame with
   the half it reads, then writes the streamed bits into rd like any other serial result.
@@ -34,8 +35,15 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from tessera.firmware.isa import Cause, Opcode, TileState
-from tessera.hw.core import MemoryBusSignature, check_mem_bytes, check_tile_id, control_members, instruction_is_legal
+from tessera.firmware.isa import Cause, TileState
+from tessera.hw.core import (
+    MemoryBusSignature,
+    check_mem_bytes,
+    check_tile_id,
+    control_members,
+    decode_opcode,
+    instruction_is_legal,
+)
 
 __all__ = ["COUNTER_STREAM_MEMBERS", "BitSerialTileCore", "counter_stream"]
 
@@ -46,6 +54,19 @@ PASS_START = 62  # the pass counter starts at -2: two cycles start the reads bef
 #: The counter stream's ports on a consumer (see `counter_stream`).
 COUNTER_STREAM_MEMBERS = {"counter_bit": In(1), "counter_start": In(1), "counter_high": In(1)}
 FRAME_LEAD = 2  # `counter_start` is raised this many cycles before a frame's bit 0 (the pass's lead cycles)
+#: The trap codes the core builds bit by bit from the step that traps (see `own_cause` in the core).
+_OWN_CAUSES = {
+    Cause.INSN_MISALIGNED: 0b00000,
+    Cause.FETCH_FAULT: 0b00001,
+    Cause.ILLEGAL_INSN: 0b00010,
+    Cause.BREAKPOINT: 0b00011,
+    Cause.LOAD_MISALIGNED: 0b00100,
+    Cause.LOAD_FAULT: 0b00101,
+    Cause.STORE_MISALIGNED: 0b00110,
+    Cause.STORE_FAULT: 0b00111,
+    Cause.ECALL: 0b01011,
+}
+assert all(cause == code for cause, code in _OWN_CAUSES.items()), "firmware/isa.py renumbered a cause"
 
 
 def counter_stream(m: Module, cycle: Value) -> tuple[Signal, Signal, Signal]:
@@ -143,7 +164,7 @@ class BitSerialTileCore(wiring.Component):
         # -- state -------------------------------------------------------------------------------------
         step = Signal(_Step, init=_Step.HALTED)
         pass_b = Signal()  # the pass in progress is pass B (writes rd, moves pc)
-        t = Signal(6)  # pass counter: 62, 63, then bit t is computed; ALIGN counts the bits it shifts
+        t = Signal(6)  # pass counter: 62, 63, then bit t is computed; ALIGN counts the bits it shifts from 32
         ir = Signal(32)
         pc = Signal(32)  # a ring; at rest (outside pass B) it holds the architectural pc
         pc_carry = Signal()
@@ -177,22 +198,13 @@ class BitSerialTileCore(wiring.Component):
         rs1 = ir[15:20]
         rs2 = ir[20:25]
 
-        def op_is(value, op: Opcode):
-            return value[2:7] == (op >> 2)
-
-        is_load = op_is(ir, Opcode.LOAD)
-        is_store = op_is(ir, Opcode.STORE)
-        is_branch = op_is(ir, Opcode.BRANCH)
-        is_op = op_is(ir, Opcode.OP)
-        is_op_imm = op_is(ir, Opcode.OP_IMM)
-        is_lui = op_is(ir, Opcode.LUI)
-        is_auipc = op_is(ir, Opcode.AUIPC)
-        is_jal = op_is(ir, Opcode.JAL)
-        is_jalr = op_is(ir, Opcode.JALR)
-        is_system = op_is(ir, Opcode.SYSTEM)
-        is_fence = op_is(ir, Opcode.MISC_MEM)
-        is_custom0 = op_is(ir, Opcode.CUSTOM0) if self._has_message_unit else Const(0)
-        is_alu = is_op | is_op_imm
+        opcode = decode_opcode(ir, self._has_message_unit)
+        is_load, is_store, is_branch = opcode.load, opcode.store, opcode.branch
+        is_op, is_op_imm, is_lui, is_auipc = opcode.op, opcode.op_imm, opcode.lui, opcode.auipc
+        is_jal, is_jalr, is_system, is_fence, is_custom0 = (
+            opcode.jal, opcode.jalr, opcode.system, opcode.misc_mem, opcode.custom0
+        )
+        is_alu = opcode.alu
         is_shift = is_alu & (f3[0:2] == 0b01)
         is_sll = is_shift & ~f3[2]
         is_slt = is_alu & (f3[1:3] == 0b01)
@@ -201,41 +213,35 @@ class BitSerialTileCore(wiring.Component):
 
         bit = t[0:5]  # the bit position computed in this cycle
         computing = ~t[5]
-        first_bit = t == 0
-        last = t == 31
-        lead_last = t == PASS_START + 1  # rs1's first pair arrives; nothing has been computed yet
+        # In a pass t is 62, 63 or a bit number, so these look at fewer bits of t than a full comparison.
+        first_bit = bit == 0  # (used only while computing)
+        last = computing & (bit == 31)
+        lead_first = t[5] & ~t[0]  # t = PASS_START
+        lead_last = t[5] & t[0]  # rs1's first pair arrives; nothing has been computed yet
 
         # -- the immediate's bit `bit` ---------------------------------------------------------------------
-        # Immediates shift out of the instruction register itself. While a pass computes bits 0..10 the
-        # immediate's low field rotates by one position per bit through bit 20 (formats I and J: ir[30:20]) or
-        # bit 7 (S and B: ir[11:7] then ir[30:25]); eleven rotations restore it, so rotating in every pass is
-        # harmless. U and J rotate ir[31:12] through bit 12 while computing bits 12..31 (J: only 12..19).
-        # These rings hold no register number the instruction uses (S and B have no rd, I and J no rs2).
+        # DECODE loads the instruction word into `dat` too, and every pass that uses an immediate shifts `dat`
+        # right with its top bit repeated (the word's bit 31, the immediate's sign). While bit k is computed,
+        # dat[j] holds word[j + k] (word[31] past the top), so three fixed taps give every format: dat[20]
+        # (I; S and B from bit 5; J's bits 1..10 and from 20), dat[7] (S and B below bit 5), dat[0] (U from
+        # bit 12; J's bits 12..19). Only B's bit 11 (word[7]) and J's bit 11 (word[20]) have left `dat` by
+        # then: they come from the instruction register. Branches do not shift `dat` in their pass A.
         in_pass = step == _Step.PASS
         format_sb = is_store | is_branch
         format_u = is_lui | is_auipc
-        low_field = bit < 11
-        high_field = bit[4] | (bit[2:4] == 0b11)  # bits 12..31
-        j_upper = is_jal & (~bit[4] | (bit[2:4] == 0))  # J's bits 12..19 come from ir[19:12]
-        with m.If(in_pass & computing):
-            with m.If(low_field & ~(is_op | is_shift | is_system | is_custom0 | format_u)):
-                with m.If(format_sb):
-                    m.d.sync += [ir[7:11].eq(ir[8:12]), ir[11].eq(ir[25]), ir[25:30].eq(ir[26:31]), ir[30].eq(ir[7])]
-                with m.Else():
-                    m.d.sync += [ir[20:30].eq(ir[21:31]), ir[30].eq(ir[20])]
-            with m.If(high_field & (format_u | j_upper)):
-                m.d.sync += [ir[12:31].eq(ir[13:32]), ir[31].eq(ir[12])]
         imm_bit = Signal()
-        with m.If(high_field):
-            # J's sign: after its eight rotations ir[31] sits at ir[23].
-            m.d.comb += imm_bit.eq(Mux(format_u | j_upper, ir[12], Mux(is_jal, ir[23], ir[31])))
-        with m.Elif(format_u):
+        with m.If(format_u):
+            m.d.comb += imm_bit.eq(Mux(bit < 12, 0, dat[0]))
+        with m.Elif((bit == 0) & (is_branch | is_jal)):
             m.d.comb += imm_bit.eq(0)
         with m.Elif(bit == 11):
-            m.d.comb += imm_bit.eq(Mux(is_branch, ir[7], Mux(is_jal, ir[20], ir[31])))
+            m.d.comb += imm_bit.eq(Mux(is_branch, ir[7], Mux(is_jal, ir[20], dat[20])))
+        with m.Elif(format_sb & (bit < 5)):
+            m.d.comb += imm_bit.eq(dat[7])
+        with m.Elif(is_jal & (bit >= 12) & (bit < 20)):
+            m.d.comb += imm_bit.eq(dat[0])
         with m.Else():
-            first_is_zero = (bit == 0) & (is_branch | is_jal)
-            m.d.comb += imm_bit.eq(Mux(format_sb, ir[7], ir[20]) & ~first_is_zero)
+            m.d.comb += imm_bit.eq(dat[20])
 
         # -- operands and the 1-bit ALU ----------------------------------------------------------------
         rs1_bit = rs1_pair[0]
@@ -262,6 +268,7 @@ class BitSerialTileCore(wiring.Component):
         in_width = f3[1] | (~bit[4] & (f3[0] | ~bit[3]))
         at_amount = bit == shamt
         sll_flowing = left_on | at_amount
+        m.d.sync += left_on.eq(computing & sll_flowing)  # cleared by the lead cycles of every pass
         dat_keep = ~(is_load & ~in_width) & ~(is_sll & ~sll_flowing)
         dat_bit = Mux(dat_keep, dat[0], is_load & sign & ~f3[2])
 
@@ -273,7 +280,7 @@ class BitSerialTileCore(wiring.Component):
             rf_rd.en.eq(1),
             rf_rd.addr.eq(Mux(t[0], Cat(rs2_pair, rs2), Cat(pair, rs1))),
         ]
-        writes_rd = ~is_branch & ~is_store & ~is_fence & ~(is_system & (f3 == 0))
+        writes_rd = ~is_branch & ~is_store & ~is_fence  # (ECALL and EBREAK have rd = 0)
         rd_bit = Signal()
         with m.If(is_slt):
             m.d.comb += rd_bit.eq(first_bit & less)
@@ -306,11 +313,16 @@ class BitSerialTileCore(wiring.Component):
             self.bus.we.eq((step == _Step.STORE) & ~self.reset_pc),
         ]
 
+        access_misaligned = Mux(f3[1], addr[0:2] != 0, f3[0] & addr[0])
+
         retire = Signal()
         m.d.comb += self.retired.eq(retire & ~self.reset_pc)
 
-        def trap(code) -> None:
-            m.d.sync += [cause.eq(code), step.eq(_Step.TRAPPED)]
+        trapping = Signal()  # the core raises a trap of its own (see `own_cause`)
+
+        def trap() -> None:
+            m.d.comb += trapping.eq(1)
+            m.d.sync += step.eq(_Step.TRAPPED)
 
         def finish() -> None:
             """The instruction completes (pc already points to the next one): retire it."""
@@ -318,9 +330,10 @@ class BitSerialTileCore(wiring.Component):
             m.d.sync += step.eq(_Step.FETCH)
 
         def start_pass(second: bool | Signal) -> None:
-            m.d.sync += [step.eq(_Step.PASS), pass_b.eq(second), t.eq(PASS_START), left_on.eq(0)]
+            m.d.sync += [step.eq(_Step.PASS), pass_b.eq(second), t.eq(PASS_START)]
 
-        fill = ir[30] & dat[31]  # SRA's sign; other users of the shift do not look at the top bits
+        # The sign for SRA and for immediates; SRL shifts in zeros (SLL and loads never look at the top bits).
+        fill = dat[31] & (ir[30] | ~is_shift)
 
         # `dat` either shifts right (taking `dat_in` at the top) or loads the memory read data in parallel.
         dat_shift = Signal()
@@ -346,28 +359,30 @@ class BitSerialTileCore(wiring.Component):
                     m.d.comb += self.bus.re.eq(1)
                     m.d.sync += step.eq(_Step.DECODE)
                 with m.Else():
-                    trap(Cause.FETCH_FAULT)
+                    trap()  # FETCH_FAULT
 
             with m.Case(_Step.DECODE):
+                m.d.comb += dat_load.eq(1)  # the immediate's source (see `imm_bit`)
                 m.d.sync += [ir.eq(word), shamt.eq(word[20:25])]
                 with m.If(~instruction_is_legal(m, word, self._has_message_unit)):
-                    trap(Cause.ILLEGAL_INSN)
-                with m.Elif(op_is(word, Opcode.SYSTEM) & word[13]):  # CSR reads have a single pass
+                    trap()  # ILLEGAL_INSN
+                with m.Elif(decode_opcode(word, self._has_message_unit).system & word[13]):  # CSR reads: one pass
                     start_pass(True)
                 with m.Else():
                     # Pass A first; an instruction that needs no pass A switches to B in the pass's first cycle.
                     start_pass(False)
-                    m.d.sync += outside.eq(0)
 
             with m.Case(_Step.PASS):
                 # A counter read (cycle(h)/time(h); mhartid has CSR bit 9 set) holds its first lead cycle until
                 # the frame of its half starts FRAME_LEAD cycles later, so bit 0 is computed on the frame's bit 0.
                 frame_now = self.counter_start & (self.counter_high == ir[27])
-                counter_wait = (t == PASS_START) & is_csr & ~ir[29] & ~frame_now
+                counter_wait = lead_first & is_csr & ~ir[29] & ~frame_now
                 with m.If(~counter_wait):
                     m.d.sync += t.eq(t + 1)
-                with m.If((t == PASS_START) & ~two_pass):
-                    m.d.sync += pass_b.eq(1)
+                with m.If(lead_first):
+                    m.d.sync += outside.eq(0)
+                    with m.If(~two_pass):
+                        m.d.sync += pass_b.eq(1)
                 with m.If(t[0]):
                     m.d.sync += rs1_pair.eq(rdat)
                 with m.Else():
@@ -377,25 +392,27 @@ class BitSerialTileCore(wiring.Component):
                 with m.If(~pass_b):
                     with m.If(computing):
                         m.d.sync += [less.eq(less_now), equal.eq(Mux(first_bit, 1, equal) & ~sum_bit)]
-                        with m.If(is_load | is_store):
-                            with m.If(bit < byte_bits):
-                                m.d.sync += addr.eq(Cat(addr[1:], sum_bit))
-                            with m.Else():
-                                m.d.sync += outside.eq(outside | sum_bit)
-                        with m.Elif(is_custom0):
+                        # The address of a load or store (other instructions leave junk that nothing reads).
+                        with m.If(bit < byte_bits):
+                            m.d.sync += addr.eq(Cat(addr[1:], sum_bit))
+                        with m.Else():
+                            m.d.sync += outside.eq(outside | sum_bit)
+                        with m.If(is_custom0):
                             m.d.sync += message_rs1.eq(Cat(message_rs1[1:], rs1_bit))
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(rs2_bit)]
-                        with m.Else():  # shifts: rs1 into `dat`; SLL/SRL/SRA take their amount from rs2
+                        with m.Elif(is_shift):  # rs1 into `dat`; SLL/SRL/SRA take their amount from rs2
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(rs1_bit)]
                             with m.If(is_op & (bit < 5)):
                                 m.d.sync += shamt.eq(Cat(shamt[1:], rs2_bit))
+                        with m.Elif(~is_branch):  # the immediate (loads, stores, SLTI); a branch keeps it
+                            m.d.comb += [dat_shift.eq(1), dat_in.eq(fill)]
                     with m.If(last):
                         with m.If(is_load | is_store):
                             m.d.sync += step.eq(_Step.CHECK)
                         with m.Elif(is_custom0):
                             m.d.sync += step.eq(_Step.MESSAGE)
                         with m.Elif(is_shift & f3[2]):
-                            m.d.sync += [step.eq(_Step.ALIGN), t.eq(0)]
+                            m.d.sync += step.eq(_Step.ALIGN)  # t goes on to 32: ALIGN's bit 0
                         with m.Else():
                             start_pass(True)
                 with m.Else():
@@ -404,7 +421,7 @@ class BitSerialTileCore(wiring.Component):
                     jalr_target_bit1 = rdat[1] ^ ir[21] ^ (rdat[0] & ir[20])
                     misaligned = (is_jal & ir[21]) | (is_jalr & jalr_target_bit1) | (is_branch & taken & ir[8])
                     with m.If(lead_last & misaligned):
-                        trap(Cause.INSN_MISALIGNED)
+                        trap()  # INSN_MISALIGNED
                     with m.If(computing):
                         jump = is_jal | is_jalr | (is_branch & taken)
                         entering = Mux(jump, sum_bit & (bit != 0), link_bit)
@@ -413,7 +430,6 @@ class BitSerialTileCore(wiring.Component):
                             m.d.sync += pc_outside.eq(Mux(bit == byte_bits, 0, pc_outside) | entering)
                         with m.If(is_shift & ~f3[2]):
                             with m.If(sll_flowing):
-                                m.d.sync += left_on.eq(1)
                                 m.d.comb += [dat_shift.eq(1), dat_in.eq(fill)]
                         with m.Elif(is_store):
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(rs2_bit)]
@@ -428,16 +444,13 @@ class BitSerialTileCore(wiring.Component):
                             m.d.sync += step.eq(_Step.STORE)
                         with m.Elif(is_system & (f3 == 0)):  # ECALL / EBREAK: retire, stop with pc past them
                             m.d.comb += retire.eq(1)
-                            trap(Mux(ir[20], Cause.BREAKPOINT, Cause.ECALL))
+                            trap()  # ECALL / BREAKPOINT
                         with m.Else():
                             finish()
 
             with m.Case(_Step.CHECK):
-                misaligned = Mux(f3[1], addr[0:2] != 0, f3[0] & addr[0])
-                with m.If(misaligned):
-                    trap(Mux(is_store, Cause.STORE_MISALIGNED, Cause.LOAD_MISALIGNED))
-                with m.Elif(outside):
-                    trap(Mux(is_store, Cause.STORE_FAULT, Cause.LOAD_FAULT))
+                with m.If(access_misaligned | outside):
+                    trap()  # {LOAD, STORE}_{MISALIGNED, FAULT}
                 with m.Elif(is_store):
                     start_pass(True)
                 with m.Else():
@@ -446,7 +459,8 @@ class BitSerialTileCore(wiring.Component):
 
             with m.Case(_Step.CAPTURE):
                 m.d.comb += dat_load.eq(1)
-                m.d.sync += [shamt.eq(Cat(Const(0, 3), addr[0:2])), t.eq(0), step.eq(_Step.ALIGN)]
+                # t has stood at 32 since pass A ended: ALIGN counts its bits from there
+                m.d.sync += [shamt.eq(Cat(Const(0, 3), addr[0:2])), step.eq(_Step.ALIGN)]
 
             with m.Case(_Step.ALIGN):
                 with m.If(at_amount):
@@ -460,20 +474,39 @@ class BitSerialTileCore(wiring.Component):
 
             if self._has_message_unit:
                 with m.Case(_Step.MESSAGE):
-                    m.d.comb += [
-                        self.message.valid.eq(1),
-                        self.message.funct3.eq(f3),
-                        self.message.funct7.eq(ir[25:32]),
-                    ]
+                    m.d.comb += self.message.valid.eq(1)
                     with m.If(self.message.ready):
                         with m.If(self.message.fault):
-                            trap(self.message.cause)
+                            trap()  # the message unit's cause
                         with m.Else():
                             m.d.sync += message_rs1.eq(self.message.result)
                             start_pass(True)
 
         if self._has_message_unit:
-            m.d.comb += [self.message.rs1.eq(message_rs1), self.message.rs2.eq(dat)]
+            # The operands and function fields are only meaningful with `valid`: no gating (it costs a LUT a bit).
+            m.d.comb += [
+                self.message.funct3.eq(f3),
+                self.message.funct7.eq(ir[25:32]),
+                self.message.rs1.eq(message_rs1),
+                self.message.rs2.eq(dat),
+            ]
+
+        # The cause of a trap the core raises follows from the step that raises it, so `cause` needs no
+        # multiplexer input per trap site: FETCH: FETCH_FAULT (1); DECODE: ILLEGAL_INSN (2); PASS: ECALL (11) or
+        # BREAKPOINT (3) for SYSTEM, else INSN_MISALIGNED (0); CHECK: 0b1 store outside (LOAD_MISALIGNED 4 ..
+        # STORE_FAULT 7, misaligned winning); MESSAGE: the message unit's cause.
+        in_check = step == _Step.CHECK
+        own_cause = Cat(
+            (step == _Step.FETCH) | (in_pass & is_system) | (in_check & ~access_misaligned),
+            (step == _Step.DECODE) | (in_pass & is_system) | (in_check & is_store),
+            in_check,
+            in_pass & is_system & ~ir[20],
+            Const(0, 1),
+        )
+        if self._has_message_unit:
+            own_cause = Mux(step == _Step.MESSAGE, self.message.cause, own_cause)
+        with m.If(trapping):
+            m.d.sync += cause.eq(own_cause)
 
         # -- requests from outside (later assignments win) ---------------------------------------------
         stopped = (step == _Step.HALTED) | (step == _Step.TRAPPED)

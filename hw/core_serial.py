@@ -32,12 +32,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
 
-from tessera.firmware.isa import Cause, Opcode, TileState
+from tessera.firmware.isa import Cause, TileState
 from tessera.hw.core import (
     MemoryBusSignature,
     check_mem_bytes,
     check_tile_id,
     control_members,
+    decode_opcode,
     instruction_is_legal,
 )
 
@@ -152,21 +153,11 @@ class SerialTileCore(wiring.Component):
         rs1 = ir[15:20]
         rs2 = ir[20:25]
 
-        def op_is(value, op: Opcode):
-            return value[2:7] == (op >> 2)
-
-        is_load = op_is(ir, Opcode.LOAD)
-        is_store = op_is(ir, Opcode.STORE)
-        is_branch = op_is(ir, Opcode.BRANCH)
-        is_op = op_is(ir, Opcode.OP)
-        is_op_imm = op_is(ir, Opcode.OP_IMM)
-        is_lui = op_is(ir, Opcode.LUI)
-        is_auipc = op_is(ir, Opcode.AUIPC)
-        is_jal = op_is(ir, Opcode.JAL)
-        is_jalr = op_is(ir, Opcode.JALR)
-        is_system = op_is(ir, Opcode.SYSTEM)
-        is_custom0 = op_is(ir, Opcode.CUSTOM0) if self._has_message_unit else Const(0)
-        is_alu = is_op | is_op_imm
+        opcode = decode_opcode(ir, self._has_message_unit)
+        is_load, is_store, is_branch = opcode.load, opcode.store, opcode.branch
+        is_op, is_op_imm, is_lui, is_auipc = opcode.op, opcode.op_imm, opcode.lui, opcode.auipc
+        is_jal, is_jalr, is_system, is_custom0 = opcode.jal, opcode.jalr, opcode.system, opcode.custom0
+        is_alu = opcode.alu
         is_slt = is_alu & (f3[1:3] == 0b01)
         two_sources = is_op | is_branch | is_custom0
 
@@ -245,7 +236,8 @@ class SerialTileCore(wiring.Component):
         # -- register file ports ----------------------------------------------------------------------
         read_rs2 = Signal()
         read_digit = Signal(3)
-        word_shift_by_register = op_is(word, Opcode.OP) & (word[12:14] == 0b01)
+        arriving = decode_opcode(word, self._has_message_unit)  # the instruction arriving in DECODE
+        word_shift_by_register = arriving.op & (word[12:14] == 0b01)
         m.d.comb += [
             rf_rd.en.eq(1),
             rf_rd.addr.eq(
@@ -336,17 +328,16 @@ class SerialTileCore(wiring.Component):
             with m.Case(_Step.DECODE):
                 # Reads digit 0 of rs1 (of rs2 for register shifts) for the pass that follows.
                 m.d.sync += [ir.eq(word), shamt.eq(word[20:25]), count.eq(0), second.eq(0)]
-                opcode = word[2:7]
                 word_f3 = word[12:15]
                 with m.If(~instruction_is_legal(m, word, self._has_message_unit)):
                     trap(Cause.ILLEGAL_INSN)
-                with m.Elif(opcode == Opcode.SYSTEM >> 2):
+                with m.Elif(arriving.system):
                     m.d.sync += step.eq(Mux(word_f3 == 0, _Step.INCREMENT, _Step.CAPTURE))
-                with m.Elif(opcode == Opcode.MISC_MEM >> 2):
+                with m.Elif(arriving.misc_mem):
                     m.d.sync += step.eq(_Step.INCREMENT)
                 with m.Elif(word_shift_by_register):
                     m.d.sync += step.eq(_Step.SHIFT_AMOUNT)
-                with m.Elif((opcode == Opcode.OP_IMM >> 2) & (word[12:14] == 0b01)):
+                with m.Elif(arriving.op_imm & (word[12:14] == 0b01)):
                     m.d.sync += step.eq(_Step.SHIFT)
                 with m.Else():
                     m.d.sync += step.eq(_Step.EXECUTE)
@@ -431,7 +422,7 @@ class SerialTileCore(wiring.Component):
                 m.d.comb += [pc_shift.eq(1), pc_increment.eq(1)]
                 m.d.sync += count.eq(count + 1)
                 with m.If(last_digit):
-                    with m.If(op_is(ir, Opcode.SYSTEM)):  # ECALL / EBREAK: retire, stop with pc past them
+                    with m.If(is_system):  # ECALL / EBREAK: retire, stop with pc past them
                         m.d.comb += retire.eq(1)
                         trap(Mux(ir[20], Cause.BREAKPOINT, Cause.ECALL))
                     with m.Else():  # FENCE, FENCE.I

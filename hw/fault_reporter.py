@@ -9,18 +9,21 @@ from amaranth.lib.wiring import In, Out
 from tessera.firmware.isa import Cause, TileState
 from tessera.hw.down_message import DETAIL_BITS, DOWN_TAG
 from tessera.hw.message_unit import MessagePortSignature
-from tessera.hw.noc_layouts import NODE_BITS, MessageOp
+from tessera.hw.noc_layouts import NODE_BITS, MessageFunct3
 
 
 class FaultReporter(wiring.Component):
     """Watches the core's state; when it enters TRAPPED with any cause but BREAKPOINT, sends DOWN(cause, pc, detail).
 
-    Ports: `state`, `cause`, `pc` (the core's status), `detail` (msg.fault's reason, captured by the node),
-    `supervisor` + `supervisor_valid` (where DOWN goes; no message when not valid), `net` (drives the message
-    unit's core port exactly as a core does), `busy` (the reporter owns `net`: the node holds the core's own
-    message instructions off meanwhile), `discard` (pulse: drop the words the tile had staged, so they do not
-    become part of the DOWN message), `widen` / `restore` (pulses: the node adds the supervisor to the unit's
-    send permissions for the DOWN message and puts the tile's own set back afterwards).
+    Ports: `state`, `cause`, `pc` (the core's status), `detail` (msg.fault's reason as the node keeps it: 0 unless
+    the stop is an ASSERTION), `supervisor` + `supervisor_valid` (where DOWN goes; no message when not valid),
+    `core` (the core's message requests, msg.fault already taken out by the node), `net` (to the message unit's
+    core port), `busy` (the reporter owns `net`), `discard` (pulse: drop the words the tile had staged, so they do
+    not become part of the DOWN message), `widen` / `restore` (pulses: the node opens the unit's send
+    permissions for the DOWN message, sent to the supervisor only, and puts the tile's own set back afterwards).
+
+    While idle, `net` carries the core's requests and the unit's answers go back unchanged. While busy, the
+    reporter drives `net` exactly as a core does and the core's requests wait (`core.ready` = 0).
 
     Contract: each entry into TRAPPED is reported at most once (a stop is taken while the reporter is idle; a
     second stop during a report is taken when the first is sent, if the tile is still TRAPPED then). The core is
@@ -38,6 +41,7 @@ class FaultReporter(wiring.Component):
                 "detail": In(DETAIL_BITS),
                 "supervisor": In(NODE_BITS),
                 "supervisor_valid": In(1),
+                "core": In(MessagePortSignature),
                 "net": Out(MessagePortSignature),
                 "busy": Out(1),
                 "discard": Out(1),
@@ -48,48 +52,55 @@ class FaultReporter(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        net = self.net
+        net, core = self.net, self.core
         taken = Signal()  # this stay in TRAPPED has been looked at already
-        cause = Signal(5)
-        pc = Signal(32)
-        detail = Signal(DETAIL_BITS)
+        # The stop as it was taken (read only during the report that follows).
+        cause = Signal(5, reset_less=True)
+        pc = Signal(32, reset_less=True)
+        detail = Signal(DETAIL_BITS, reset_less=True)
         trapped = self.state == TileState.TRAPPED
         with m.If(~trapped):
             m.d.sync += taken.eq(0)
 
-        m.d.comb += [net.rs2.eq(DOWN_TAG), self.busy.eq(1)]
+        # The report's steps, one-hot (each drives its own operand bits directly: no decoder).
+        opening, put_cause, put_pc, put_detail, send, restoring = steps = [Signal(name=n) for n in (
+            "opening", "put_cause", "put_pc", "put_detail", "send", "restoring")]
+        operating = put_cause | put_pc | put_detail | send
+        busy = Signal()
+        m.d.comb += [busy.eq(opening | operating | restoring), self.busy.eq(busy)]
+        m.d.comb += [self.discard.eq(opening), self.widen.eq(opening), self.restore.eq(restoring)]
+        advance = Signal()
+        m.d.comb += advance.eq(opening | (operating & net.ready))
+        with m.If(advance):
+            for earlier, later in zip(steps, steps[1:]):
+                m.d.sync += later.eq(earlier)
+            m.d.sync += opening.eq(0)
+        with m.If(restoring | (operating & net.ready & net.fault)):
+            m.d.sync += [put_cause.eq(0), put_pc.eq(0), put_detail.eq(0), send.eq(0), restoring.eq(0)]
+        with m.If(operating & net.ready & net.fault):
+            m.d.sync += restoring.eq(1)
 
-        def operation(op: MessageOp, operand, then: str) -> None:
-            m.d.comb += [net.valid.eq(1), net.funct3.eq(op.funct3), net.funct7.eq(op.funct7), net.rs1.eq(operand)]
-            with m.If(net.ready & net.fault):
-                m.next = "RESTORE"
-            with m.Elif(net.ready):
-                m.next = then
+        with m.If(~busy & trapped & ~taken):
+            m.d.sync += [taken.eq(1), cause.eq(self.cause), pc.eq(self.pc), detail.eq(self.detail)]
+            with m.If(self.supervisor_valid & (self.cause != Cause.BREAKPOINT)):
+                m.d.sync += opening.eq(1)
 
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.busy.eq(0)
-                with m.If(trapped & ~taken):
-                    m.d.sync += [
-                        taken.eq(1),
-                        cause.eq(self.cause),
-                        pc.eq(self.pc),
-                        detail.eq(Mux(self.cause == Cause.ASSERTION, self.detail, 0)),
-                    ]
-                    with m.If(self.supervisor_valid & (self.cause != Cause.BREAKPOINT)):
-                        m.next = "OPEN"
-            with m.State("OPEN"):
-                m.d.comb += [self.discard.eq(1), self.widen.eq(1)]
-                m.next = "PUT_CAUSE"
-            with m.State("PUT_CAUSE"):
-                operation(MessageOp.PUT, cause, "PUT_PC")
-            with m.State("PUT_PC"):
-                operation(MessageOp.PUT, pc, "PUT_DETAIL")
-            with m.State("PUT_DETAIL"):
-                operation(MessageOp.PUT, detail, "SEND")
-            with m.State("SEND"):
-                operation(MessageOp.SEND, self.supervisor, "RESTORE")
-            with m.State("RESTORE"):
-                m.d.comb += self.restore.eq(1)
-                m.next = "IDLE"
+        # The unit's port: the core's requests, or the report's operations (PUT cause, pc, detail; SEND).
+        operand = (
+            Mux(put_cause, cause, 0)
+            | Mux(put_pc, pc, 0)
+            | Mux(put_detail, detail, 0)
+            | Mux(send, self.supervisor, 0)
+        )
+        m.d.comb += [
+            net.valid.eq(Mux(busy, operating, core.valid)),
+            net.funct3.eq(Mux(busy, Mux(send, MessageFunct3.SEND, MessageFunct3.PUT), core.funct3)),
+            net.funct7.eq(Mux(busy, 0, core.funct7)),
+            net.rs1.eq(Mux(busy, operand, core.rs1)),
+            net.rs2.eq(Mux(busy, DOWN_TAG, core.rs2)),
+            core.ready.eq(net.ready & ~busy),
+            core.result.eq(net.result),
+            core.fault.eq(net.fault),
+            core.cause.eq(net.cause),
+        ]
         return m

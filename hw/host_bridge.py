@@ -4,14 +4,14 @@ Byte streams in and out (the UARTs are outside, see `tessera.hw.host_link.HostLi
 byte per cycle. `tessera.sim.bridge_model.BridgeModel` is its reference.
 """
 
-from amaranth import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tessera.hw.crc16 import Crc16
 from tessera.hw.message_unit import MessagePortSignature
 from tessera.hw.noc_layouts import MAX_WORDS as MESSAGE_WORDS
-from tessera.hw.noc_layouts import NODE_BITS, MessageOp, MessageStatus, ReceivedHeader
+from tessera.hw.noc_layouts import MessageOp, MessageStatus, ReceivedHeader
 from tessera.hw.slip_decoder import SlipDecoder
 from tessera.hw.slip_encoder import SlipEncoder
 from tessera.hw.tile_bus import TileBusSignature
@@ -43,6 +43,11 @@ class HostBridge(wiring.Component):
 
     Ports: `rx` (bytes from the UART) with `rx_error` (UART framing/overrun pulse), `tx` (bytes to the UART),
     `tiles` (TileBusSignature, initiator), `net` (the host node's message port, driven as a core drives it).
+
+    Relies on: the tile bus's `rdata` and the message port's `result` are 0 outside their own cycle (after `re`;
+    the ready cycle, with PUT's result 0 and nothing asked while `valid` is low), so one register input takes both.
+    The CRC takes two bits per cycle (Crc16): checking a frame costs ~6 cycles per body byte, sending ~6 per byte
+    (both far below a UART byte time; on the byte-stream link they bound the bridge's throughput).
 
     Contract (the model's): one frame at a time, verified completely (CRC, length) before anything executes;
     every non-empty frame gets one reply; while a frame executes, the UART is held off (bytes then lost are
@@ -121,14 +126,15 @@ class HostBridge(wiring.Component):
                     with m.Case(2):
                         m.d.sync += tile.eq(symbol.data)
         with m.If(release):
-            m.d.sync += [frame_ready.eq(0), rx_count.eq(0), first.eq(0), seq.eq(0), tile.eq(0)]
+            m.d.sync += [frame_ready.eq(0), rx_count.eq(0)]
 
         # ---- registers of the command being executed --------------------------------------------------------------
         version = first[5:]
         opcode = first[:5]
-        # `word`: the command's first payload word (address / value / tag) after ARGS, then the word being written,
-        # read, staged or stored. Its inputs: a byte shifted in from the buffer at the top, tile read data, or the
-        # message port's result; bytes go out from the bottom.
+        # `word`: the command's first payload word (address / value / tag) after the check, then the word being
+        # written, read, staged or stored. Two inputs only: a byte shifted in from the buffer at the top (bytes go
+        # out at the bottom), or a capture of tile read data OR the message port's result (each is 0 outside its
+        # own cycle: TileBusSignature's and the message port's contracts).
         word = Signal(32)
         shifted = Cat(word[8:], rp.data)
         count = Signal(8)  # payload byte 4 (READ_MEM's word count)
@@ -142,31 +148,38 @@ class HostBridge(wiring.Component):
         addr = Signal(self._addr_bits)  # tile word address, status word index, or SEND's wait timer
         words_left = Signal(range(max(info.max_words, STATUS_WORDS, 2 + 4 * MESSAGE_WORDS, len(identify_bytes)) + 1))
         ptr = Signal(range(BUFFER_BYTES))  # buffer read / message write pointer
-        step = Signal(range(6))  # byte within a fetched, emitted or stored word
+        step = Signal(range(5))  # byte within a fetched, emitted or stored word
+        m.d.comb += rp.addr.eq(ptr)
 
         # ---- the pending host-bound message --------------------------------------------------------------------
         pending = Signal()
         pushed = Signal()
         push_seq = Signal(8)
-        msg_src = Signal(NODE_BITS)
         msg_bytes = Signal(range(2 + 4 * MESSAGE_WORDS + 1))  # tag + words, as stored in the buffer
 
         # ---- transmit: one frame through the CRC and the SLIP encoder -------------------------------------------
+        # Every byte but END is digested by the CRC before the encoder may take it; the two CRC bytes are both
+        # crc[8:], with a flush between them (Crc16). The check of a received frame feeds the CRC the same way
+        # (out_byte = the buffer's byte), so the CRC has one data input.
         out_byte = Signal(8)
         out_valid = Signal()
         out_end = Signal()
-        out_crc = Signal()  # a CRC byte: not itself fed to the CRC
+        out_crc = Signal()  # a CRC byte: not itself digested
         sent = Signal()
         m.d.comb += [
-            encoder.i.valid.eq(out_valid),
+            crc.data.eq(out_byte),
+            encoder.i.valid.eq(out_valid & (out_end | out_crc | crc.done)),
             encoder.i.payload.data.eq(out_byte),
             encoder.i.payload.end.eq(out_end),
-            sent.eq(out_valid & encoder.i.ready),
-            crc.data.eq(out_byte),
-            crc.en.eq(sent & ~out_end & ~out_crc),
+            sent.eq(encoder.i.valid & encoder.i.ready),
         ]
+        with m.If(out_valid & ~out_end & ~out_crc):
+            m.d.comb += crc.valid.eq(1)
+        with m.If(sent):
+            m.d.comb += crc.take.eq(1)
         pushing = Signal()  # the frame being sent is a MESSAGE push, not a reply
-        source = Signal(range(4))  # what the reply payload is made of
+        header_received = Signal()  # the command frame reached the header byte being sent
+        source = Signal(range(4))  # what the reply payload is made of (a push's: the buffer after its header)
         SRC_NONE, SRC_EXTRA, SRC_BUS, SRC_BUFFER = range(4)
 
         m.d.comb += [tiles.tile.eq(tile), tiles.addr.eq(addr), tiles.wdata.eq(word)]
@@ -181,9 +194,6 @@ class HostBridge(wiring.Component):
         )
         memory_command = is_op[Opcode.WRITE_MEM] | is_op[Opcode.READ_MEM]
         n = rx_count
-        write_words = (n[2:] - 2)[: words_left.shape().width]  # n = 9 + 4k
-        send_words = (n[2:] - 1)[: words_left.shape().width]  # n = 7 + 4k
-        mem_count = Mux(is_op[Opcode.WRITE_MEM], write_words, count)
         length_ok = Signal()
         with m.Switch(opcode):
             with m.Case(Opcode.WRITE_MEM):
@@ -198,15 +208,17 @@ class HostBridge(wiring.Component):
                 m.d.comb += length_ok.eq(n == MIN_FRAME + 4)
             with m.Default():
                 m.d.comb += length_ok.eq(n == MIN_FRAME)
+        # words_left holds the run's word count here (loaded at CRC_RESULT): address + count <= memory words.
         addr_ok = (
             (word[:2] == 0)
             & (word[info.mem_log2 :] == 0)
-            & ((word[2 : info.mem_log2] + mem_count) <= (1 << self._addr_bits))
+            & (words_left <= (1 << self._addr_bits) - word[2 : info.mem_log2])
         )
         known = opcode <= Opcode.REPUSH_MESSAGE
 
-        # rs1 is always `word` (PUT's data, SEND's destination), rs2 always `tag`: no operand multiplexers.
-        m.d.comb += [net.rs1.eq(word), net.rs2.eq(tag)]
+        # rs1 is `word` (PUT's data; 0 for SEND, whose destination is OR'ed in), rs2 always `tag`.
+        sending = Signal()
+        m.d.comb += [net.rs1.eq(Cat(word[:8] | Mux(sending, tile, 0), word[8:])), net.rs2.eq(tag)]
 
         def message_op(op: MessageOp):
             m.d.comb += [net.valid.eq(1), net.funct3.eq(op.funct3), net.funct7.eq(op.funct7)]
@@ -222,7 +234,7 @@ class HostBridge(wiring.Component):
 
         # Datapath steps the states ask for (one adder each; a state's own loads below take priority).
         ptr_inc, step_inc, words_dec, addr_inc, addr_dec = (Signal() for _ in range(5))
-        word_shift, word_from_result, word_from_rdata, word_from_tile = (Signal() for _ in range(4))
+        word_shift, word_capture = (Signal() for _ in range(2))
         with m.If(ptr_inc):
             m.d.sync += ptr.eq(ptr + 1)
         with m.If(step_inc):
@@ -231,14 +243,10 @@ class HostBridge(wiring.Component):
             m.d.sync += words_left.eq(words_left - 1)
         with m.If(addr_inc | addr_dec):
             m.d.sync += addr.eq(addr + Mux(addr_dec, -1, 1))
-        with m.If(word_from_result):
-            m.d.sync += word.eq(net.result)
-        with m.Elif(word_from_rdata):
-            m.d.sync += word.eq(tiles.rdata)
+        with m.If(word_capture):
+            m.d.sync += word.eq(tiles.rdata | net.result)
         with m.Elif(word_shift):
             m.d.sync += word.eq(shifted)
-        with m.Elif(word_from_tile):
-            m.d.sync += word.eq(tile)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -251,7 +259,6 @@ class HostBridge(wiring.Component):
                         pushing.eq(1),
                         status.eq(Status.OK),
                         source.eq(SRC_BUFFER),
-                        ptr.eq(MESSAGE_BASE),
                         words_left.eq(msg_bytes),
                     ]
                     m.next = "TX_START"
@@ -268,27 +275,28 @@ class HostBridge(wiring.Component):
                 with m.Elif(rx_count < MIN_FRAME):
                     reply(Status.TRUNCATED)
                 with m.Else():
-                    m.next = "CRC_CHECK"
-            with m.State("CRC_CHECK"):
-                # Read the body back from the buffer: the CRC over all of it (the one CRC unit is free: nothing
-                # is sent while a frame is checked), and on the way payload bytes 0..3 (body bytes 3..6) into
-                # `word` and payload byte 4 into `count` (stale bytes past a short body are never used).
-                # rp.data holds body byte ptr - 1.
-                m.d.comb += [
-                    rp.addr.eq(ptr),
-                    rp.en.eq(1),
-                    crc.data.eq(rp.data),
-                    crc.en.eq(step[0] & (ptr <= rx_count)),
-                    ptr_inc.eq(1),
-                ]
-                m.d.sync += step.eq(1)
-                with m.If((ptr >= 4) & (ptr <= 7)):
-                    m.d.comb += word_shift.eq(1)
-                with m.If(ptr == 8):
-                    m.d.sync += count.eq(rp.data)
+                    m.next = "CHECK_READ"
+            # Read the body back from the buffer: the CRC over all of it (the one CRC unit is free: nothing is
+            # sent while a frame is checked), and on the way payload bytes 0..3 (body bytes 3..6) into `word` and
+            # payload byte 4 into `count` (stale bytes past a short body are never used).
+            with m.State("CHECK_READ"):
+                m.d.comb += rp.en.eq(1)
+                m.next = "CHECK_BYTE"
                 with m.If((ptr >= rx_count) & (ptr >= 8)):  # past the body and past payload byte 4
                     m.next = "CRC_RESULT"
+            with m.State("CHECK_BYTE"):
+                in_body = ptr < rx_count
+                m.d.comb += [out_byte.eq(rp.data), crc.valid.eq(in_body)]
+                with m.If(crc.done | ~in_body):
+                    m.d.comb += [crc.take.eq(1), ptr_inc.eq(1)]
+                    with m.If((ptr >= 3) & (ptr <= 6)):
+                        m.d.comb += word_shift.eq(1)
+                    with m.If(ptr == 7):
+                        m.d.sync += count.eq(rp.data)
+                    m.next = "CHECK_READ"
             with m.State("CRC_RESULT"):
+                # The run's word count, for the address check (n = 9 + 4k for WRITE_MEM, 7 + 4k for SEND).
+                m.d.sync += words_left.eq(Mux(is_op[Opcode.READ_MEM], count, n[2:] - Mux(is_op[Opcode.SEND], 1, 2)))
                 with m.If(crc.crc != 0):
                     reply(Status.BAD_CRC)
                 with m.Else():
@@ -319,13 +327,12 @@ class HostBridge(wiring.Component):
                 m.d.sync += [step.eq(0), ptr.eq(3 + 4)]
                 with m.Switch(opcode):
                     with m.Case(Opcode.IDENTIFY):
-                        m.d.sync += [ptr.eq(IDENTIFY_BASE), words_left.eq(len(identify_bytes))]
+                        m.d.sync += words_left.eq(len(identify_bytes))
                         reply(then_source=SRC_BUFFER)
                     with m.Case(Opcode.WRITE_MEM):
-                        m.d.sync += words_left.eq(write_words)
                         m.next = "FETCH"
                     with m.Case(Opcode.READ_MEM):
-                        m.d.sync += [words_left.eq(count), tiles.space.eq(0)]
+                        m.d.sync += tiles.space.eq(0)
                         reply(then_source=SRC_BUS)
                     with m.Case(Opcode.STATUS):
                         m.d.sync += [words_left.eq(STATUS_WORDS), tiles.space.eq(1), addr.eq(0)]
@@ -348,7 +355,7 @@ class HostBridge(wiring.Component):
                             m.d.comb += [tiles.config_we.eq(1), tiles.config_index.eq(register)]
                             reply()
                     with m.Case(Opcode.SEND):
-                        m.d.sync += [words_left.eq(send_words), ptr.eq(3 + 2), addr.eq(-1), tag.eq(word[:16])]
+                        m.d.sync += [ptr.eq(3 + 2), addr.eq(-1), tag.eq(word[:16])]
                         m.next = "NET_WAIT"
                     with m.Case(Opcode.ACK_MESSAGE, Opcode.REPUSH_MESSAGE):
                         with m.If(pending):
@@ -360,7 +367,7 @@ class HostBridge(wiring.Component):
 
             # -- WRITE_MEM and SEND: four buffer bytes into `word`, then use it --
             with m.State("FETCH"):
-                m.d.comb += [rp.addr.eq(ptr), rp.en.eq(1), step_inc.eq(1)]
+                m.d.comb += [rp.en.eq(1), step_inc.eq(1)]
                 m.d.comb += [ptr_inc.eq(step != 4), word_shift.eq(step != 0)]  # read ahead by one cycle
                 with m.If(step == 4):
                     m.d.sync += step.eq(0)
@@ -380,12 +387,14 @@ class HostBridge(wiring.Component):
                     with m.Elif(net.ready):
                         m.d.comb += words_dec.eq(1)
                         with m.If(words_left == 1):
-                            m.d.comb += word_from_tile.eq(1)
+                            # PUT's result is 0: the capture clears `word` for SEND's rs1.
+                            m.d.comb += word_capture.eq(1)
                             m.next = "NET_SEND"
                         with m.Else():
                             m.next = "FETCH"
             with m.State("NET_SEND"):
                 message_op(MessageOp.SEND)
+                m.d.comb += sending.eq(1)
                 with m.If(net.ready & net.fault):
                     m.d.sync += extra.eq(net.cause)
                     reply(Status.NET_FAULT, SRC_EXTRA)
@@ -405,15 +414,14 @@ class HostBridge(wiring.Component):
             with m.State("POLL"):
                 message_op(MessageOp.TRYRECV)
                 header = ReceivedHeader(net.result[: ReceivedHeader.size])
-                m.d.comb += word_from_result.eq(1)
                 with m.If(net.ready):
+                    m.d.comb += word_capture.eq(1)
                     with m.If(header.len == 0):  # the result is 0: no message (a header's length is 1..4)
                         m.next = "IDLE"
                     with m.Else():
                         # The whole header word is stored: its low half (src, len) falls on the two bytes below
                         # MESSAGE_BASE, which no command frame reaches; its tag lands at MESSAGE_BASE.
                         m.d.sync += [
-                            msg_src.eq(header.src),
                             msg_bytes.eq(2 + 4 * header.len),
                             words_left.eq(header.len),
                             step.eq(0),
@@ -432,50 +440,65 @@ class HostBridge(wiring.Component):
                         m.next = "GET"
             with m.State("GET"):
                 message_op(MessageOp.GET)
-                m.d.comb += word_from_result.eq(1)
                 with m.If(net.ready):
-                    m.d.comb += words_dec.eq(1)
+                    m.d.comb += [word_capture.eq(1), words_dec.eq(1)]
                     m.next = "STORE"
 
             # -- transmit a frame: END, header, payload, CRC, END --
+            # The header's first three bytes are read back from the buffer like a buffer payload: a reply's from
+            # the command frame at 0 (zero where the frame was shorter), a push's from the stored message, whose
+            # first two header bytes (0x3F, the push number) are made here and whose source node is the low byte
+            # of the stored header word. Byte 3 is always `status`.
             with m.State("TX_START"):
                 m.d.comb += [out_valid.eq(1), out_end.eq(1), crc.clear.eq(1)]
                 with m.If(executed & ~pushing):
                     m.d.sync += [last_seq.eq(seq), last_status.eq(status), last_valid.eq(1)]
-                m.d.sync += step.eq(0)
+                m.d.sync += [step.eq(0), ptr.eq(Mux(pushing, MESSAGE_BASE - 4, 0))]
                 with m.If(sent):
-                    m.next = "TX_HEADER"
-            with m.State("TX_HEADER"):
-                header_bytes = Array(
-                    [
-                        Mux(pushing, (PROTOCOL_VERSION << 5) | Opcode.MESSAGE, first),
-                        Mux(pushing, push_seq, seq),
-                        Mux(pushing, msg_src, tile),
-                        status,
-                    ]
-                )
-                m.d.comb += [out_valid.eq(1), out_byte.eq(header_bytes[step[:2]])]
+                    m.next = "TX_READ"
+            with m.State("TX_READ"):
+                m.d.comb += rp.en.eq(1)
+                m.d.sync += header_received.eq(step[:2] < rx_count)  # registered: off the path to the encoder
+                m.next = "TX_BYTE"
+            with m.State("TX_BYTE"):
+                # rp.data holds the byte at ptr (the read port keeps its output while en = 0).
+                header = ~step[2]
+                with m.If(header & (step[:2] == 3)):
+                    m.d.comb += out_byte.eq(status)
+                with m.Elif(header & pushing & ~step[1]):
+                    m.d.comb += out_byte.eq(Mux(step[0], push_seq, (PROTOCOL_VERSION << 5) | Opcode.MESSAGE))
+                with m.Elif(~header | pushing | header_received):
+                    m.d.comb += out_byte.eq(rp.data)
+                m.d.comb += out_valid.eq(1)
                 with m.If(sent):
-                    m.d.comb += step_inc.eq(1)
-                    with m.If(step == 3):
-                        m.d.sync += step.eq(0)
-                        m.next = "TX_PAYLOAD"
-            with m.State("TX_PAYLOAD"):
-                with m.Switch(source):
-                    with m.Case(SRC_NONE):
-                        m.next = "TX_CRC"
-                    with m.Case(SRC_EXTRA):
-                        m.d.comb += [out_valid.eq(1), out_byte.eq(extra)]
-                        with m.If(sent):
+                    m.d.comb += ptr_inc.eq(1)
+                    m.next = "TX_READ"
+                    with m.If(header):
+                        m.d.comb += step_inc.eq(1)
+                        with m.If(step[:2] == 3):
+                            with m.Switch(source):
+                                with m.Case(SRC_NONE):
+                                    m.next = "TX_CRC"
+                                with m.Case(SRC_EXTRA):
+                                    m.next = "TX_EXTRA"
+                                with m.Case(SRC_BUS):
+                                    m.next = "BUS_READ"
+                                with m.Case(SRC_BUFFER):
+                                    with m.If(~pushing):  # IDENTIFY (a push goes on after its header)
+                                        m.d.sync += ptr.eq(IDENTIFY_BASE)
+                    with m.Else():
+                        m.d.comb += words_dec.eq(1)
+                        with m.If(words_left == 1):
                             m.next = "TX_CRC"
-                    with m.Case(SRC_BUS):
-                        m.d.comb += tiles.re.eq(1)
-                        m.next = "BUS_CAPTURE"
-                    with m.Case(SRC_BUFFER):
-                        m.d.comb += [rp.addr.eq(ptr), rp.en.eq(1)]
-                        m.next = "BUFFER_EMIT"
+            with m.State("TX_EXTRA"):
+                m.d.comb += [out_valid.eq(1), out_byte.eq(extra)]
+                with m.If(sent):
+                    m.next = "TX_CRC"
+            with m.State("BUS_READ"):
+                m.d.comb += tiles.re.eq(1)
+                m.next = "BUS_CAPTURE"
             with m.State("BUS_CAPTURE"):
-                m.d.comb += [word_from_rdata.eq(1), addr_inc.eq(1), words_dec.eq(1)]
+                m.d.comb += [word_capture.eq(1), addr_inc.eq(1), words_dec.eq(1)]
                 m.d.sync += step.eq(0)
                 m.next = "BUS_EMIT"
             with m.State("BUS_EMIT"):
@@ -487,27 +510,17 @@ class HostBridge(wiring.Component):
                             m.next = "TX_CRC"
                         with m.Else():
                             m.next = "BUS_READ"
-            with m.State("BUS_READ"):
-                m.d.comb += tiles.re.eq(1)
-                m.next = "BUS_CAPTURE"
-            with m.State("BUFFER_EMIT"):
-                # rp.data holds the byte at ptr (the read port keeps its output while en = 0).
-                m.d.comb += [out_valid.eq(1), out_byte.eq(rp.data)]
-                with m.If(sent):
-                    m.d.comb += [ptr_inc.eq(1), words_dec.eq(1)]
-                    with m.If(words_left == 1):
-                        m.next = "TX_CRC"
-                    with m.Else():
-                        m.next = "BUFFER_READ"
-            with m.State("BUFFER_READ"):
-                m.d.comb += [rp.addr.eq(ptr), rp.en.eq(1)]
-                m.next = "BUFFER_EMIT"
             with m.State("TX_CRC"):
                 m.d.comb += [out_valid.eq(1), out_crc.eq(1), out_byte.eq(crc.crc[8:])]
                 with m.If(sent):
+                    m.next = "TX_CRC_FLUSH"
+            with m.State("TX_CRC_FLUSH"):
+                m.d.comb += [crc.valid.eq(1), crc.flush.eq(1)]
+                with m.If(crc.done):
+                    m.d.comb += crc.take.eq(1)
                     m.next = "TX_CRC_LOW"
             with m.State("TX_CRC_LOW"):
-                m.d.comb += [out_valid.eq(1), out_crc.eq(1), out_byte.eq(crc.crc[:8])]
+                m.d.comb += [out_valid.eq(1), out_crc.eq(1), out_byte.eq(crc.crc[8:])]
                 with m.If(sent):
                     m.next = "TX_END"
             with m.State("TX_END"):

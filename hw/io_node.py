@@ -1,21 +1,23 @@
 """The board's LEDs and buttons as a network node: an LED service and a button service behind one address.
 
-The node is a MessageUnit (the same ring stop, mailbox and permission logic a tile has) driven by a small state
-machine in place of a core, so it joins the ring exactly like a tile: `ring_in`/`ring_out` go where a tile's
-message unit would be, and it answers to its own node address.
+The node joins the ring like a tile (`ring_in`/`ring_out` go where a tile's message unit would be) and answers to
+its own node address, but it has no mailbox and no core: its ring stop (`IoRingPort`) hands it each message as the
+flits pass, the node acts on it at once (so it always answers ACK), and it sends its button events from a few
+registers. It sends only to its subscriber, a node that wrote to it first, so it needs no permission set.
 
 Protocol (tags of messages to and from the node; `IoTag`):
-- SET_LEDS, 1 payload word: LED i := bit i of the word (1 = lit). A SET_LEDS without payload is ignored.
+- SET_LEDS: LED i := bit i of payload word 0 (1 = lit; every message carries at least one word).
 - SUBSCRIBE (no payload needed): the message's sender becomes the button subscriber (replacing any earlier one).
 - UNSUBSCRIBE: nobody is subscribed any more; presses are still collected until someone subscribes.
 - BUTTON_EVENT (sent by the node to the subscriber), 1 word, `ButtonEvent`: `pressed` = buttons pressed (debounced
   rising edges) since the last event, `held` = the debounced levels when the event was staged.
-Any other tag is read and dropped. Presses are never lost while nobody listens: they stay pending (one bit per
-button) until an event carries them.
+Any other tag is dropped. Presses are never lost while nobody listens: they stay pending (one bit per button)
+until an event carries them. One event is in flight at a time: it goes to the subscriber of the moment it was
+staged, and is offered again after a NACK until that node takes it.
 
 Placement (hw/chip.py does it when the chip has LEDs or buttons): the node takes the address right after the
-tiles (`io_address`), and every MessageUnit on the chip, this node's included, is built with num_tiles =
-tile_count + 1, so the node is "tile" tile_count to them. The host writes a tile's PERMISSIONS in its own layout
+tiles (`io_address`), and every MessageUnit on the chip is built with num_tiles = tile_count + 1, so the node
+is "tile" tile_count to them. The host writes a tile's PERMISSIONS in its own layout
 (bit tile_count = the host, bit tile_count + 1 = this node, `io_permission_bit`), which the chip top translates;
 so a tile reaches the I/O services only when its permissions allow it, like any other service. The node's ring
 position is any stop (phase_at_reset as for a tile there).
@@ -23,13 +25,13 @@ position is any stop (phase_at_reset as for a tile there).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from tessera.hw.message_unit import MessageUnit
-from tessera.hw.noc_layouts import NODE_BITS, Flit, MessageOp, ReceivedHeader
+from tessera.hw.io_ring_port import IoRingPort
+from tessera.hw.noc_layouts import NODE_BITS, Flit, RouteHeader
 
 #: Most LEDs/buttons one node serves (one bit each in a payload byte).
 MAX_PINS = 8
@@ -74,18 +76,18 @@ class IoNode(wiring.Component):
     """LEDs and buttons at node `address` (see the module docstring for the protocol and placement).
 
     `debounce_cycles`: a button level counts only after it was the same at two samples this many cycles apart.
+    `retry_slots`: slots the node waits after a NACK from the subscriber before it offers the event again.
     """
 
     def __init__(
         self,
         *,
         address: int,
-        num_tiles: int,
         phase_at_reset: int,
         led_count: int,
         button_count: int,
         debounce_cycles: int,
-        mailbox_depth: int = 2,
+        retry_slots: int = 3,
     ) -> None:
         for name, count in (("LED", led_count), ("button", button_count)):
             if not 0 <= count <= MAX_PINS:
@@ -93,7 +95,6 @@ class IoNode(wiring.Component):
         if debounce_cycles < 1:
             raise ValueError(f"debounce interval {debounce_cycles} must be at least one cycle")
         self._address = address
-        self._num_tiles = num_tiles
         self._debounce_cycles = debounce_cycles
         self._led_count = led_count
         self._button_count = button_count
@@ -105,91 +106,73 @@ class IoNode(wiring.Component):
                 "buttons": In(max(1, button_count)),
             }
         )
-        #: The node's message unit (public so that tests can watch it).
-        self.unit = MessageUnit(
-            address=address, num_tiles=num_tiles, phase_at_reset=phase_at_reset, depth=mailbox_depth
-        )
+        #: The node's ring stop (public so that tests can watch it).
+        self.port = IoRingPort(address=address, phase_at_reset=phase_at_reset, retry_slots=retry_slots)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        m.submodules.unit = unit = self.unit
-        port = unit.core
-        m.d.comb += [
-            unit.ring_in.eq(self.ring_in),
-            self.ring_out.eq(unit.ring_out),
-            # The node may answer anyone: it only ever sends to the subscriber, who wrote to it first.
-            unit.permissions.we.eq(1),
-            unit.permissions.data.eq(-1),
-        ]
+        m.submodules.port = port = self.port
+        m.d.comb += [port.ring_in.eq(self.ring_in), self.ring_out.eq(port.ring_out)]
 
         # Buttons: synchronised, sampled every debounce_cycles, pressed = debounced rising edge.
-        synced = Signal(len(self.buttons))
-        raw = Signal(MAX_PINS)
-        held = Signal(MAX_PINS)
-        pending = Signal(MAX_PINS)
-        pressed_now = Signal(MAX_PINS)
-        m.submodules.sync_buttons = FFSynchronizer(self.buttons, synced)
-        m.d.comb += raw.eq(synced & ((1 << self._button_count) - 1))
-        sample_timer = Signal(range(self._debounce_cycles))
-        last_sample = Signal(MAX_PINS)
-        with m.If(sample_timer == self._debounce_cycles - 1):
-            m.d.sync += [sample_timer.eq(0), last_sample.eq(raw)]
-            stable = ~(raw ^ last_sample)
-            new_held = (held & ~stable) | (raw & stable)
-            m.d.sync += held.eq(new_held)
-            m.d.comb += pressed_now.eq(new_held & ~held)
-        with m.Else():
-            m.d.sync += sample_timer.eq(sample_timer + 1)
+        buttons = max(1, self._button_count)
+        held = Signal(buttons)
+        pending = Signal(buttons)
+        pressed_now = Signal(buttons)
+        if self._button_count:
+            raw = Signal(buttons)
+            m.submodules.sync_buttons = FFSynchronizer(self.buttons, raw)
+            sample_timer = Signal(range(self._debounce_cycles))
+            last_sample = Signal(buttons)
+            with m.If(sample_timer == self._debounce_cycles - 1):
+                m.d.sync += [sample_timer.eq(0), last_sample.eq(raw)]
+                stable = ~(raw ^ last_sample)
+                new_held = (held & ~stable) | (raw & stable)
+                m.d.sync += held.eq(new_held)
+                m.d.comb += pressed_now.eq(new_held & ~held)
+            with m.Else():
+                m.d.sync += sample_timer.eq(sample_timer + 1)
 
-        leds = Signal(MAX_PINS)
-        m.d.comb += self.leds.eq(leds[: max(1, self._led_count)])
+        # Messages to the node act as their flits pass.
+        leds = Signal(max(1, self._led_count))
+        if self._led_count:
+            m.d.comb += self.leds.eq(leds)
         subscribed = Signal()
         subscriber = Signal(NODE_BITS)
+        arrival = port.arrival
+        with m.If(arrival.valid):
+            with m.Switch(arrival.payload.tag):
+                with m.Case(IoTag.SET_LEDS):
+                    m.d.sync += leds.eq(arrival.payload.low_half)
+                with m.Case(IoTag.SUBSCRIBE):
+                    m.d.sync += [subscribed.eq(1), subscriber.eq(arrival.payload.src)]
+                with m.Case(IoTag.UNSUBSCRIBE):
+                    m.d.sync += subscribed.eq(0)
+
+        # The button event: taken from `pending` when it is staged (presses after that wait for the next event) and
+        # addressed to the subscriber of that moment, then held until the subscriber's ACK.
+        outbound = port.outbound
+        dest = Signal(NODE_BITS)
         event = Signal(ButtonEvent)
-        taken = Signal(MAX_PINS)  # presses carried by the event being sent
-
-        def issue(op: MessageOp, rs1=0, rs2=0) -> None:
-            m.d.comb += [
-                port.valid.eq(1),
-                port.funct3.eq(op.funct3),
-                port.funct7.eq(op.funct7),
-                port.rs1.eq(rs1),
-                port.rs2.eq(rs2),
+        stage = subscribed & (pending != 0) & ~outbound.request
+        with m.If(stage):
+            m.d.sync += [
+                outbound.request.eq(1),
+                dest.eq(subscriber),
+                event.pressed.eq(pending),
+                event.held.eq(held),
             ]
+        with m.If(outbound.delivered):
+            m.d.sync += outbound.request.eq(0)
+        m.d.sync += pending.eq(Mux(stage, 0, pending) | pressed_now)
 
-        with m.FSM(name="service"):
-            with m.State("POLL"):
-                issue(MessageOp.TRYRECV)
-                with m.If(port.ready):
-                    received = ReceivedHeader(port.result)
-                    with m.If(port.result == 0):
-                        with m.If(subscribed & (pending != 0)):
-                            m.d.sync += [event.pressed.eq(pending), event.held.eq(held), taken.eq(pending)]
-                            m.next = "STAGE_EVENT"
-                    with m.Elif(received.tag == IoTag.SUBSCRIBE):
-                        m.d.sync += [subscribed.eq(1), subscriber.eq(received.src)]
-                    with m.Elif(received.tag == IoTag.UNSUBSCRIBE):
-                        m.d.sync += subscribed.eq(0)
-                    with m.Elif(received.tag == IoTag.SET_LEDS):
-                        m.next = "READ_LEDS"
-            with m.State("READ_LEDS"):
-                issue(MessageOp.GET)
-                with m.If(port.ready):
-                    with m.If(~port.fault):
-                        m.d.sync += leds.eq(port.result)
-                    m.next = "POLL"
-            with m.State("STAGE_EVENT"):
-                issue(MessageOp.PUT, rs1=event.as_value())
-                with m.If(port.ready):
-                    m.next = "SEND_EVENT"
-            with m.State("SEND_EVENT"):
-                issue(MessageOp.SEND, rs1=subscriber, rs2=IoTag.BUTTON_EVENT)
-                with m.If(port.ready):
-                    m.next = "POLL"
-
-        # A press that lands while its bit is being sent stays pending for the next event.
-        clear = Signal(MAX_PINS)
-        with m.If(port.ready & (port.funct3 == MessageOp.SEND.funct3) & ~port.fault):
-            m.d.comb += clear.eq(taken)
-        m.d.sync += pending.eq((pending & ~clear) | pressed_now)
+        route = Signal(RouteHeader)
+        m.d.comb += [route.dest.eq(dest), route.src.eq(self._address), route.len_m1.eq(0)]
+        with m.Switch(outbound.index):
+            with m.Case(0):
+                m.d.comb += outbound.flit.eq(route)
+            with m.Case(1):
+                m.d.comb += outbound.flit.eq(IoTag.BUTTON_EVENT)
+            with m.Case(2):
+                m.d.comb += outbound.flit.eq(event)
         return m

@@ -24,8 +24,9 @@ class ReadOp(enum.Enum, shape=1):
     GET = 1  # read the open message's next payload word
 
 
-#: Write staging halfword `index`, laid out as the slot carries it: 0 = route header, 1 = tag, 2.. = payload halves.
-PutRequest = data.StructLayout({"index": range(SLOT_FLITS), "data": FLIT_BITS})
+#: Write staged word `index` as two halfwords, laid out as the slot carries them: word 0 = route header (`low`) and
+#: tag, words 1..MAX_WORDS = payload (`low`, `high`).
+PutRequest = data.StructLayout({"index": range(MAX_WORDS + 1), "low": FLIT_BITS, "high": FLIT_BITS, "tag": FLIT_BITS})
 
 
 class Mailbox(wiring.Component):
@@ -39,8 +40,8 @@ class Mailbox(wiring.Component):
       sets `unread` to its length; `read_word` is then its ReceivedHeader word. GET (caller ensures `unread > 0`)
       gives the next payload word. `read_word` is valid in the ready cycle and is 0 from the cycle after `read.valid`
       was low (so the message unit can OR its other results into it). A read takes at least 4 cycles.
-    - `put` (one staging halfword; ready = the write port is free this cycle): ejection has priority on the write
-      port.
+    - `put` (valid held until ready): writes staged word `index` (0 = route header and tag) in two cycles in which
+      the write port is free; ready in the cycle of the second write. Ejection has priority on the write port.
     - `staging` (the router, while it injects) has priority on the read port; data arrives the cycle after `en`.
     The open entry stays occupied until the next OPEN, so a fully read message holds its entry until then.
     """
@@ -93,22 +94,31 @@ class Mailbox(wiring.Component):
             self.room.eq(~((self.count == depth) | ((self.count == depth - 1) & is_open))),
         ]
 
-        # Write port: ejection first, then staging.
-        with m.If(self.eject.valid):
+        # Write port: ejection first, then the two halves of a staged word (low half, then payload high half or tag).
+        put = self.put.payload
+        second = Signal()  # the put's second (high or tag) halfword is next
+        header_word = put.index == 0
+        ejecting = self.eject.valid
+        m.d.comb += write.data.eq(
+            Mux(ejecting, self.eject.payload.data, Mux(second, Mux(header_word, put.tag, put.high), put.low))
+        )
+        with m.If(ejecting):
             m.d.comb += [
                 write.addr.eq(Cat(self.eject.payload.index[:halves_bits], tail[:entry_bits])),
-                write.data.eq(self.eject.payload.data),
                 write.en.eq(1),
             ]
             with m.If(self.eject.payload.index == SLOT_FLITS - 1):
                 m.d.sync += tail.eq(tail + 1)
         with m.Else():
             m.d.comb += [
-                write.addr.eq(Cat(self.put.payload.index[:halves_bits], staging_entry)),
-                write.data.eq(self.put.payload.data),
+                write.addr.eq(Cat(second, put.index, staging_entry)),
                 write.en.eq(self.put.valid),
-                self.put.ready.eq(1),
+                self.put.ready.eq(second),
             ]
+            with m.If(self.put.valid):
+                m.d.sync += second.eq(~second)
+        with m.If(~self.put.valid):
+            m.d.sync += second.eq(0)
 
         # Read port: the router's staging reads first, then the two halves of a word of the open entry. The halves
         # are collected in registers (cleared while no read is requested), so the word costs no output multiplexer.
@@ -122,20 +132,26 @@ class Mailbox(wiring.Component):
             m.d.comb += read.addr.eq(Cat(self.staging.index[:halves_bits], staging_entry))
         m.d.comb += self.staging.data.eq(read.data)
 
-        low_half = Signal(FLIT_BITS)
+        # The word's halves, as flip-flops with enable and synchronous reset (no LUT on their data), except where
+        # OPEN turns the route header into the ReceivedHeader: the source moves down, the length gains one.
+        received = Signal(ReceivedHeader)
+        low_half = received.as_value()[:FLIT_BITS]
         high_half = Signal(FLIT_BITS)
         m.d.comb += self.read_word.eq(Cat(low_half, high_half))
         stored = RouteHeader(read.data)
-        header = Signal(ReceivedHeader)
-        m.d.comb += [header.src.eq(stored.src), header.len.eq(stored.len_m1 + 1)]
-
-        # Written as "enable, then clear or load" so that they map to flip-flops with enable and reset, no LUT.
         load_low = Signal()
         load_high = Signal()
-        with m.If(load_low | ~self.read.valid):
-            m.d.sync += low_half.eq(Mux(self.read.valid, Mux(opening, header.as_value()[:FLIT_BITS], read.data), 0))
-        with m.If(load_high | ~self.read.valid):
-            m.d.sync += high_half.eq(Mux(self.read.valid, read.data, 0))
+        with m.If(~self.read.valid):
+            m.d.sync += [low_half.eq(0), high_half.eq(0)]
+        with m.Else():
+            with m.If(load_low):
+                m.d.sync += [
+                    low_half.eq(Mux(opening, 0, read.data)),
+                    received.src.eq(Mux(opening, stored.src, read.data[:7])),
+                    received.len.eq(Mux(opening, stored.len_m1 + 1, read.data[8:11])),
+                ]
+            with m.If(load_high):
+                m.d.sync += high_half.eq(read.data)
         with m.FSM(name="read_fsm"):
             with m.State("IDLE"):
                 with m.If(self.read.valid & ~self.staging.en):
@@ -170,7 +186,7 @@ class Mailbox(wiring.Component):
                             open_entry.eq(entry),
                             is_open.eq(1),
                             next_word.eq(1),
-                            self.unread.eq(ReceivedHeader(self.read_word).len),
+                            self.unread.eq(received.len),
                         ]
                     with m.Else():
                         m.d.sync += [next_word.eq(next_word + 1), self.unread.eq(self.unread - 1)]

@@ -18,6 +18,7 @@ from tessera.hw.noc_layouts import (
     MessageFunct3,
     MessageOp,
     MessageStatus,
+    SLOT_FLITS,
     RouteHeader,
 )
 from tessera.hw.router import Router
@@ -112,17 +113,25 @@ class MessageUnit(wiring.Component):
         staged = Signal(range(MAX_WORDS + 1))
         in_flight = Signal()
         pending = Signal()
-        retry_wait = Signal(range(self._retry_delay + 1))
+        # A NACK always arrives on a slot's first flit, and the router only starts a message on a slot's first flit
+        # if `pending` was already high on the flit before. So "retry `retry_delay` cycles after the NACK" is the
+        # same as "retry on the slot `retry_slots` slots after the NACK's": a 2-bit slot counter does what a
+        # cycle counter did.
+        retry_slots = max(0, -(-(self._retry_delay - (SLOT_FLITS - 2)) // SLOT_FLITS))
+        retry_wait = Signal(range(retry_slots + 1))
         m.d.comb += router.inject_request.eq(pending)
         with m.If(router.inject_started):
             m.d.sync += pending.eq(0)
-        with m.If(retry_wait != 0):
+        with m.If(router.slot_start & (retry_wait != 0)):
             m.d.sync += retry_wait.eq(retry_wait - 1)
             with m.If(retry_wait == 1):
                 m.d.sync += pending.eq(1)
         with m.If(router.response.valid):
             with m.If(router.response.payload):
-                m.d.sync += retry_wait.eq(self._retry_delay)
+                if retry_slots:
+                    m.d.sync += retry_wait.eq(retry_slots)
+                else:
+                    m.d.sync += pending.eq(1)
             with m.Else():
                 m.d.sync += in_flight.eq(0)
 
@@ -131,13 +140,6 @@ class MessageUnit(wiring.Component):
         cooldown = Signal()
         m.d.sync += cooldown.eq(core.ready)
         active = core.valid & ~cooldown
-
-        def finish():
-            m.d.comb += core.ready.eq(1)
-
-        def fault(cause: Cause):
-            m.d.comb += [core.ready.eq(1), core.fault.eq(1), core.cause.eq(cause)]
-
 
         dest = core.rs1[:NODE_BITS]
         upper_rs1_zero = core.rs1[TIMEOUT_BITS:] == 0
@@ -153,100 +155,106 @@ class MessageUnit(wiring.Component):
             )
         )
 
-        # RECVT's timer counts the cycles since it started and times out when it reaches rs1 (which the core holds
-        # stable): an incrementer that starts by reset costs far fewer LUTs than a loadable down-counter.
+        # RECVT's timer counts the cycles since it started, as `left` = ~elapsed (counting down from all ones, so the
+        # restart is a synchronous set), and times out once elapsed >= rs1 (which the core holds stable), that is
+        # when rs1 + left does not carry out: the comparison is a bare carry chain, no XOR tree.
         timing = Signal()
-        timer = Signal(TIMEOUT_BITS)
+        left = Signal(TIMEOUT_BITS, init=(1 << TIMEOUT_BITS) - 1)
         with m.If(~active | core.ready):
             m.d.sync += timing.eq(0)
         with m.If(timing):
-            m.d.sync += timer.eq(timer + 1)
+            m.d.sync += left.eq(left - 1)
         with m.Else():
-            m.d.sync += timer.eq(0)
+            m.d.sync += left.eq(left.init)
+        timed_out = ~(core.rs1[:TIMEOUT_BITS] + left)[TIMEOUT_BITS]
 
-        # PUT and SEND write two staging halfwords each, low one first: PUT the halves of rs1 as payload word
-        # `staged`, SEND the route header and the tag (rs2). Because SEND only gets here with rs1[NODE_BITS:] = 0,
-        # the route header is rs1's low half with the source address and length OR'ed in.
-        high = Signal()
-        sending = core.funct3 == MessageFunct3.SEND
+        # PUT and SEND write one staged word each (two halfwords): PUT rs1 as payload word `staged` + 1, SEND the
+        # route header and the tag (rs2). Because SEND only gets here with rs1[NODE_BITS:] = 0, the route header is
+        # rs1's low half with the source address and length OR'ed in.
+        sending = core.funct3 == MessageFunct3.SEND  # SEND, TRYSEND (funct7 = 1)
         route = Signal(RouteHeader)
         m.d.comb += [route.src.eq(self._address), route.len_m1.eq(staged - 1)]
         m.d.comb += [
-            mailbox.put.payload.index.eq(Cat(high, Mux(sending, 0, staged + 1))),
-            mailbox.put.payload.data.eq(
-                Mux(high, Mux(sending, core.rs2[:16], core.rs1[16:]), core.rs1[:16] | Mux(sending, route, 0))
-            ),
+            mailbox.put.payload.index.eq(Mux(sending, 0, staged + 1)),
+            mailbox.put.payload.low.eq(core.rs1[:16] | Mux(sending, route, 0)),
+            mailbox.put.payload.high.eq(core.rs1[16:]),
+            mailbox.put.payload.tag.eq(core.rs2[:16]),
         ]
-        with m.If(~mailbox.put.valid):
-            m.d.sync += high.eq(0)
-        with m.Elif(mailbox.put.ready):
-            m.d.sync += high.eq(~high)
-        word_written = mailbox.put.ready & high
+        word_written = mailbox.put.ready
 
         # The result is the mailbox's word (0 unless a read is under way) OR'ed with the small results of SEND
         # (1 = sent), COUNT and STATUS, which are 0 for every other instruction and on a fault: no wide multiplexer.
         status = Signal(MessageStatus)
         m.d.comb += [status.send_busy.eq(in_flight), status.staged.eq(staged), status.unread.eq(mailbox.unread)]
+        # `word_written` is high only in the cycle a PUT or SEND writes its word; funct3 bit 0 tells SEND.
+        assert MessageFunct3.SEND & 1 and not MessageFunct3.PUT & 1
         small_result = Signal(MessageStatus.size)
-        with m.Switch(core.funct3):
-            with m.Case(MessageFunct3.SEND):
-                m.d.comb += small_result.eq(word_written)
-            with m.Case(MessageFunct3.QUERY):
-                with m.If(core.funct7[1:] == 0):
-                    m.d.comb += small_result.eq(Mux(core.funct7[0], status.as_value(), mailbox.count))
+        with m.If(core.funct3 == MessageFunct3.QUERY):
+            m.d.comb += small_result.eq(Mux(core.fault, 0, Mux(core.funct7[0], status.as_value(), mailbox.count)))
+        with m.Else():
+            m.d.comb += small_result.eq(word_written & core.funct3[0])
         m.d.comb += core.result.eq(mailbox.read_word | small_result)
 
         # funct3 bit 0 tells GET (3) from the receives (2): the mailbox's read operation needs no decoding.
         assert ReadOp.OPEN.value == MessageFunct3.RECV & 1 and ReadOp.GET.value == MessageFunct3.GET & 1
         m.d.comb += mailbox.read.payload.eq(core.funct3[0])
-        with m.If(active):
-            with m.Switch(Cat(core.funct7, core.funct3)):
-                with m.Case(MessageOp.PUT):
-                    with m.If(staged == MAX_WORDS):
-                        fault(Cause.MESSAGE_FAULT)
-                    with m.Elif(~in_flight):
-                        m.d.comb += mailbox.put.valid.eq(1)
-                        with m.If(word_written):
-                            finish()
-                            m.d.sync += staged.eq(staged + 1)
-                with m.Case(MessageOp.SEND, MessageOp.TRYSEND):
-                    with m.If(~dest_allowed):
-                        fault(Cause.SEND_DENIED)
-                    with m.Elif((staged == 0) | (core.rs2[16:] != 0)):
-                        fault(Cause.MESSAGE_FAULT)
-                    with m.Elif(~in_flight):
-                        m.d.comb += mailbox.put.valid.eq(1)
-                        with m.If(word_written):
-                            finish()
-                            m.d.sync += [staged.eq(0), in_flight.eq(1), pending.eq(1)]
-                    with m.Elif(core.funct7[0]):
-                        finish()
-                with m.Case(MessageOp.RECV, MessageOp.TRYRECV, MessageOp.RECVT):
-                    timed = core.funct7[1]
-                    with m.If(timed & ~upper_rs1_zero):
-                        fault(Cause.MESSAGE_FAULT)
-                    with m.Elif(mailbox.count != 0):
-                        m.d.comb += mailbox.read.valid.eq(1)
-                        with m.If(mailbox.read.ready):
-                            finish()
-                    with m.Elif(core.funct7[0]):
-                        finish()
-                    with m.Elif(timed):
-                        with m.If(~timing):
-                            m.d.sync += timing.eq(1)
-                        with m.Elif(timer == core.rs1[:TIMEOUT_BITS]):
-                            finish()
-                with m.Case(MessageOp.GET):
-                    with m.If(mailbox.unread == 0):
-                        fault(Cause.MESSAGE_FAULT)
-                    with m.Else():
-                        m.d.comb += mailbox.read.valid.eq(1)
-                        with m.If(mailbox.read.ready):
-                            finish()
-                with m.Case(MessageOp.COUNT, MessageOp.STATUS):
-                    finish()
-                with m.Default():
-                    fault(Cause.ILLEGAL_INSN)
+        # The instruction's checks, computed once (their order is the faults' priority: illegal encoding, then a
+        # denied destination, then a malformed operand or state). MessageOp lists the legal funct3/funct7 pairs.
+        funct3, funct7 = core.funct3, core.funct7
+        assert {(op.funct3, op.funct7) for op in MessageOp if op != MessageOp.FAULT} == {
+            (0, 0), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (3, 0), (4, 0), (4, 1)
+        }
+        is_put = funct3 == MessageFunct3.PUT
+        is_send = sending
+        is_recv = funct3 == MessageFunct3.RECV  # RECV, TRYRECV (funct7 = 1), RECVT (funct7 = 2)
+        is_get = funct3 == MessageFunct3.GET
+        is_query = funct3 == MessageFunct3.QUERY  # COUNT, STATUS (funct7 = 1)
+        trying = funct7[0]  # TRYSEND, TRYRECV, STATUS
+        timed = funct7[1]  # RECVT
+        illegal = Signal()
+        m.d.comb += illegal.eq(
+            (funct7[2:] != 0)
+            | (funct3 > MessageFunct3.QUERY)
+            | ((is_put | is_get) & (trying | timed))
+            | ((is_send | is_query) & timed)
+            | (is_recv & trying & timed)
+        )
+        denied = is_send & ~dest_allowed
+        malformed = (
+            (is_put & (staged == MAX_WORDS))
+            | (is_send & ((staged == 0) | (core.rs2[16:] != 0)))
+            | (is_recv & timed & ~upper_rs1_zero)
+            | (is_get & (mailbox.unread == 0))
+        )
+        faulty = illegal | denied | malformed
+        with m.If(active & faulty):
+            m.d.comb += [
+                core.fault.eq(1),
+                core.cause.eq(Mux(illegal, Cause.ILLEGAL_INSN, Mux(denied, Cause.SEND_DENIED, Cause.MESSAGE_FAULT))),
+            ]
+        go = active & ~faulty
+        has_message = mailbox.count != 0
+        writes = (is_put | is_send) & ~in_flight
+        reads = is_get | (is_recv & has_message)
+        m.d.comb += [
+            mailbox.put.valid.eq(go & writes),
+            mailbox.read.valid.eq(go & reads),
+            core.ready.eq(
+                (active & faulty)
+                | (go & writes & word_written)
+                | (go & reads & mailbox.read.ready)
+                | (go & is_query)
+                | (go & is_send & in_flight & trying)
+                | (go & is_recv & ~has_message & (trying | (timed & timing & timed_out)))
+            ),
+        ]
+        with m.If(go & is_recv & ~has_message & timed & ~timing):
+            m.d.sync += timing.eq(1)
+        with m.If(go & writes & word_written):
+            with m.If(is_send):
+                m.d.sync += [staged.eq(0), in_flight.eq(1), pending.eq(1)]
+            with m.Else():
+                m.d.sync += staged.eq(staged + 1)
         with m.If(self.discard):
             m.d.sync += staged.eq(0)
         return m

@@ -28,6 +28,7 @@ class Router(wiring.Component):
       staged message, read from `staging` (flit k is read in the cycle before it leaves; flit 0 is read, in case, on
       the last flit of the slot before) and pulses `inject_started`.
     - anything else is forwarded unchanged.
+    `slot_start` is high while a slot's first flit arrives (a tick every SLOT_FLITS cycles, for slot-timed waits).
     The stop never re-uses a slot it has just emptied: the stop after it gets the chance first, so slot ownership
     rotates around the ring and no sender starves.
     """
@@ -49,6 +50,7 @@ class Router(wiring.Component):
                 "inject_started": Out(1),
                 "staging": Out(StagingReadSignature),
                 "response": Out(stream.Signature(1, always_ready=True)),
+                "slot_start": Out(1),
             }
         )
 
@@ -93,6 +95,7 @@ class Router(wiring.Component):
             m.d.sync += self.ring_out.kind.eq(SlotKind.DATA)
 
         m.d.comb += [
+            self.slot_start.eq(slot_start),
             self.inject_started.eq(start_inject),
             self.eject.valid.eq((arriving_data & self.room) | (ejecting & ~slot_start)),
             self.eject.payload.data.eq(incoming.data),

@@ -18,7 +18,8 @@ def TileBusSignature(tile_count: int, addr_bits: int) -> wiring.Signature:
     - `tile` selects the tile for every other member. `busy` (combinational from `tile`) = that tile is RUNNING or
       SLEEPING, so its memory is not reachable.
     - `re` with `space` = 0 reads memory word `addr`; with `space` = 1 it reads status word `addr`
-      (`tessera.os.protocol.StatusWord`). `rdata` is valid the cycle after `re`.
+      (`tessera.os.protocol.StatusWord`). `rdata` is valid the cycle after `re` and 0 in every other cycle (the
+      bridge ORs it with the message port's result into one register input).
     - `we` writes `wdata` to memory word `addr` (whole words).
     - `run`, `halt`, `reset_pc`: one-cycle pulses to the selected tile's control inputs.
     - `config_we` writes `wdata` to the selected tile's configuration register `config_index`

@@ -1,6 +1,6 @@
 """Decodes the host bridge's tile bus into one port per tile (the chip top wires these to the Tiles)."""
 
-from amaranth import Array, Module, Signal
+from amaranth import Array, C, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,8 +44,9 @@ class TileFanout(wiring.Component):
 
     Status words: STATE_CAUSE, PC, CYCLE_LO/HI (the high half is captured when the low half is read, so a STATUS
     reply holds one consistent 64-bit value), RETIRED/MESSAGES_IN/MESSAGES_OUT read 0 here (the counters live in the
-    tile nodes; the chip top ORs them into the read data, hw/chip.py). All read data arrives the cycle after `re` as the bus requires;
-    pc and the low cycle half are sampled in that cycle, state/cause and the high half at `re`."""
+    tile nodes; the chip top ORs them into the read data, hw/chip.py). All read data arrives the cycle after `re` as
+    the bus requires (and is 0 in every other cycle); pc and the low cycle half are sampled in that cycle, state/cause
+    and the high half at `re`."""
 
     def __init__(self, *, tile_count: int, addr_bits: int) -> None:
         self._tile_count = tile_count
@@ -79,9 +80,11 @@ class TileFanout(wiring.Component):
         state = selected.state
         m.d.comb += bus.busy.eq((state == TileState.RUNNING) | (state == TileState.SLEEPING))
 
-        # Read data as an AND-OR of one-hot selects registered at `re` (cheaper in LUT4s than a binary
-        # multiplexer tree: two inputs per LUT): a tile's memory word, a tile's pc, the cycle counter halves, or
-        # the selected tile's state/cause (registered: 7 bits).
+        # Read data as an AND-OR of one-hot selects registered at `re` (two inputs per LUT; a binary multiplexer
+        # tree measured about the same at 8 tiles and worse at 2): a tile's memory word, a tile's pc, the cycle
+        # counter halves, or the selected tile's state/cause (registered: 7 bits). The selects are 0 except in the
+        # cycle after `re`, and so is the read data (TileBusSignature's contract). A pc is always a multiple of 4
+        # (docs/isa.md): its two low bits read 0 without taking part.
         index = bus.addr[:3]
         memory_sel = Signal(self._tile_count)
         pc_sel = Signal(self._tile_count)
@@ -108,7 +111,7 @@ class TileFanout(wiring.Component):
         terms = [state_cause, cycle_lo_sel.replicate(32) & self.cycle[:32], cycle_hi_sel.replicate(32) & cycle_high]
         for i, port in enumerate(self.tiles):
             terms.append(memory_sel[i].replicate(32) & port.debug.rdata)
-            terms.append(pc_sel[i].replicate(32) & port.pc)
+            terms.append(Cat(C(0, 2), pc_sel[i].replicate(30) & port.pc[2:]))
         value = terms[0]
         for term in terms[1:]:
             value = value | term

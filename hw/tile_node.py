@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, Value
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from tessera.firmware.isa import Cause, TileState
@@ -11,7 +11,7 @@ from tessera.hw.core import check_mem_bytes
 from tessera.hw.down_message import DETAIL_BITS
 from tessera.hw.fault_reporter import FaultReporter
 from tessera.hw.message_unit import MessageUnit
-from tessera.hw.noc_layouts import HOST_NODE, NODE_BITS, Flit, MessageFunct3
+from tessera.hw.noc_layouts import HOST_NODE, NODE_BITS, Flit, MessageFunct3, ReceivedHeader
 from tessera.hw.tile import Tile
 from tessera.hw.tile_fanout import TilePortSignature
 from tessera.os.protocol import ConfigRegister
@@ -23,13 +23,49 @@ WATCHDOG_SHIFT = 8
 WATCHDOG_BITS = 16
 
 
+#: What a tile node derives from the host's configuration word (`config_data`) and the chip counter, the same for
+#: every node of a chip: a chip computes it once (`decode_node_inputs`) for nodes built with `shared_decode=True`.
+NodeInputs = data.StructLayout(
+    {
+        "supervisor_valid": 1,  # SUPERVISOR: the word is a node address (the host, or a tile below num_tiles)
+        "watchdog_saturated": 1,  # WATCHDOG: the word rounds up to 2**(WATCHDOG_SHIFT + WATCHDOG_BITS) or more
+        "watchdog_round": 1,  # ... it has a remainder below one step (and is not saturated): one step more
+        "watchdog_on": 1,  # ... it is not 0
+        "watchdog_step": 1,  # the chip counter's low WATCHDOG_SHIFT bits are all ones: the watchdog steps
+    }
+)
+
+
+def decode_node_inputs(m: Module, word: Value, cycle: Value, num_tiles: int) -> Value:
+    """Add to `m` the decoding of `NodeInputs` from the configuration word and the chip counter; return it."""
+    decoded = Signal(NodeInputs)
+    below_step = word[:WATCHDOG_SHIFT] != 0
+    whole_steps = word[WATCHDOG_SHIFT : WATCHDOG_SHIFT + WATCHDOG_BITS]
+    above_steps = word[WATCHDOG_SHIFT + WATCHDOG_BITS :] != 0
+    small = ~above_steps & (whole_steps == 0)  # word < 2**WATCHDOG_SHIFT
+    node = word[:NODE_BITS]
+    is_node = (node == HOST_NODE) | Cat(node == tile for tile in range(num_tiles)).any()
+    saturated = above_steps | ((whole_steps == (1 << WATCHDOG_BITS) - 1) & below_step)
+    m.d.comb += [
+        decoded.supervisor_valid.eq(small & ~word[NODE_BITS] & is_node),
+        decoded.watchdog_saturated.eq(saturated),
+        decoded.watchdog_round.eq(below_step & ~saturated),
+        decoded.watchdog_on.eq(below_step | ~small),
+        decoded.watchdog_step.eq(cycle[:WATCHDOG_SHIFT].all()),
+    ]
+    return decoded
+
+
 class TileNode(wiring.Component):
     """A tile and everything that makes it a supervised node of the network.
 
     Parameters: `tile_id` (its address), `num_tiles`, `mem_bytes`, `phase_at_reset` (of its ring position,
     `tessera.hw.network.phase_at_reset`), `mailbox_depth`, `retry_delay`, `counter_bits` (width of the
-    message counters), `retired_bits` (width of the retired-instruction counter), `core`, and
-    `shared_counter_stream` (bit core only: the tile's counter-stream inputs are driven by the chip's one stream).
+    message counters), `retired_bits` (width of the retired-instruction counter), `core`,
+    `shared_counter_stream` (bit core only: the tile's counter-stream inputs are driven by the chip's one stream)
+    `counters` (False: no `messages_in` / `messages_out` / `retired` ports and no counter logic) and
+    `shared_decode` (True: the node takes `NodeInputs` on its `decoded` input, which the chip decodes once for all
+    nodes with `decode_node_inputs`, instead of decoding its own).
 
     Ports: `control` (the host's: `TilePortSignature` as TileFanout drives it: debug port, run/halt/reset_pc,
     state/cause/pc, configuration writes), `ring_in`/`ring_out` (the ring), `cycle` (the chip counter),
@@ -41,7 +77,7 @@ class TileNode(wiring.Component):
     Behaviour (docs/architecture.md):
     - Configuration registers: PERMISSIONS (the unit's send set, reset: none), SUPERVISOR (node that gets the DOWN
       messages; reset: none, values that are not a node address mean none), WATCHDOG (cycles, 0 = off; kept in
-      steps of 256 cycles, rounded up, saturating at 2**24 - 256).
+      steps of 256 cycles, rounded up, saturating at 2**24 - 256; reset: off).
     - `msg.fault` (custom-0 funct3 7, funct7 0) is answered here: trap with ASSERTION; the low 8 bits of rs1 go
       into the DOWN message. Other funct7 with funct3 7 are ILLEGAL_INSN.
     - The watchdog counts while the tile is RUNNING or SLEEPING, restarts at every completed message instruction
@@ -64,10 +100,14 @@ class TileNode(wiring.Component):
         retired_bits: int = 32,
         core: str = "parallel",
         shared_counter_stream: bool = False,
+        counters: bool = True,
+        shared_decode: bool = False,
     ) -> None:
         addr_bits = check_mem_bytes(mem_bytes)
         self._tile_id = tile_id
         self._num_tiles = num_tiles
+        self._counters = counters
+        self._shared_decode = shared_decode
         self._tile = Tile(
             mem_bytes=mem_bytes,
             tile_id=tile_id,
@@ -82,15 +122,19 @@ class TileNode(wiring.Component):
             depth=mailbox_depth,
             retry_delay=retry_delay,
         )
+        counter_members = (
+            {"messages_in": Out(counter_bits), "messages_out": Out(counter_bits), "retired": Out(retired_bits)}
+            if counters
+            else {}
+        )
         super().__init__(
             {
                 "control": In(TilePortSignature(addr_bits)),
                 "ring_in": In(Flit),
                 "ring_out": Out(Flit),
                 "cycle": In(64),
-                "messages_in": Out(counter_bits),
-                "messages_out": Out(counter_bits),
-                "retired": Out(retired_bits),
+                **counter_members,
+                **({"decoded": In(NodeInputs)} if shared_decode else {}),
             }
         )
 
@@ -129,65 +173,61 @@ class TileNode(wiring.Component):
         def config_write(register: ConfigRegister):
             return control.config_we & (control.config_index == register)
 
-        data = control.config_data
+        word = control.config_data
+        decoded = self.decoded if self._shared_decode else decode_node_inputs(m, word, self.cycle, self._num_tiles)
         permitted = Signal(self._num_tiles + 1)
-        supervisor = Signal(NODE_BITS)
+        supervisor = Signal(NODE_BITS, reset_less=True)  # read only while `supervisor_valid`
         supervisor_valid = Signal()
-        watchdog_period = Signal(WATCHDOG_BITS)
         with m.If(config_write(ConfigRegister.PERMISSIONS)):
-            m.d.sync += permitted.eq(data)
+            m.d.sync += permitted.eq(word)
         with m.If(config_write(ConfigRegister.SUPERVISOR)):
-            is_node = (data == HOST_NODE) | (data < self._num_tiles)
-            m.d.sync += [supervisor.eq(data), supervisor_valid.eq(is_node)]
-        with m.If(config_write(ConfigRegister.WATCHDOG)):
-            whole = data[WATCHDOG_SHIFT:] + (data[:WATCHDOG_SHIFT] != 0)
-            m.d.sync += watchdog_period.eq(Mux(whole >> WATCHDOG_BITS, (1 << WATCHDOG_BITS) - 1, whole))
+            m.d.sync += [supervisor.eq(word), supervisor_valid.eq(decoded.supervisor_valid)]
 
-        # The unit's permission register follows `permitted`, widened by the supervisor during a DOWN report.
-        supervisor_bit = Signal(self._num_tiles + 1)
-        for index in range(self._num_tiles):
-            m.d.comb += supervisor_bit[index].eq(supervisor == index)
+        # WATCHDOG = `steps` whole steps of 2**WATCHDOG_SHIFT cycles (rounded up, saturating), kept without an
+        # adder as steps = `period_high` + `period_round` (the written word's step count and whether it had a
+        # remainder); `watchdog_on` = the word was not 0.
+        period_high = Signal(WATCHDOG_BITS, reset_less=True)  # read only while `watchdog_on`
+        period_round = Signal(reset_less=True)
+        watchdog_on = Signal()
+        watchdog_write = config_write(ConfigRegister.WATCHDOG)
+        with m.If(watchdog_write):
+            whole_steps = word[WATCHDOG_SHIFT : WATCHDOG_SHIFT + WATCHDOG_BITS]
+            m.d.sync += [
+                period_high.eq(Mux(decoded.watchdog_saturated, (1 << WATCHDOG_BITS) - 1, whole_steps)),
+                period_round.eq(decoded.watchdog_round),
+                watchdog_on.eq(decoded.watchdog_on),
+            ]
+
+        # The unit's permission register follows `permitted`, opened to every node for a DOWN report (whose only
+        # message goes to the supervisor, a node address; the core's own instructions wait meanwhile).
+        permissions_write = config_write(ConfigRegister.PERMISSIONS)
         m.d.comb += [
-            supervisor_bit[self._num_tiles].eq(supervisor == HOST_NODE),
-            unit.permissions.we.eq(config_write(ConfigRegister.PERMISSIONS) | reporter.widen | reporter.restore),
-            unit.permissions.data.eq(
-                Mux(config_write(ConfigRegister.PERMISSIONS), data, permitted | Mux(reporter.widen, supervisor_bit, 0))
-            ),
+            unit.permissions.we.eq(permissions_write | reporter.widen | reporter.restore),
+            unit.permissions.data.eq(Mux(permissions_write, word, permitted | reporter.widen.replicate(len(permitted)))),
         ]
 
-        # ---- the core's message port: msg.fault here, the rest to the unit unless the reporter owns it ----------
+        # ---- the core's message port: msg.fault here, the rest to the unit through the reporter -----------------
         core = tile.message
-        unit_port = unit.core
+        port = reporter.core
         is_fault_op = core.funct3 == FAULT_FUNCT3
-        detail = Signal(DETAIL_BITS)
-        with m.If(core.valid & is_fault_op):
+        # msg.fault's reason, 0 again from the next run: so it is the detail of an ASSERTION stop and 0 otherwise.
+        detail = Signal(DETAIL_BITS, reset_less=True)  # a tile runs (which clears it) before it can trap
+        with m.If(control.run | control.reset_pc):
+            m.d.sync += detail.eq(0)
+        with m.Elif(core.valid & is_fault_op & (core.funct7 == 0)):
             m.d.sync += detail.eq(core.rs1)
-        with m.If(reporter.busy):
-            m.d.comb += [
-                unit_port.valid.eq(reporter.net.valid),
-                unit_port.funct3.eq(reporter.net.funct3),
-                unit_port.funct7.eq(reporter.net.funct7),
-                unit_port.rs1.eq(reporter.net.rs1),
-                unit_port.rs2.eq(reporter.net.rs2),
-                reporter.net.ready.eq(unit_port.ready),
-                reporter.net.fault.eq(unit_port.fault),
-                reporter.net.cause.eq(unit_port.cause),
-                reporter.net.result.eq(unit_port.result),
-            ]
-        with m.Else():
-            m.d.comb += [
-                unit_port.valid.eq(core.valid & ~is_fault_op),
-                unit_port.funct3.eq(core.funct3),
-                unit_port.funct7.eq(core.funct7),
-                unit_port.rs1.eq(core.rs1),
-                unit_port.rs2.eq(core.rs2),
-            ]
         m.d.comb += [
-            core.ready.eq(Mux(is_fault_op, core.valid, unit_port.ready & ~reporter.busy)),
-            core.fault.eq(is_fault_op | unit_port.fault),
-            core.cause.eq(Mux(is_fault_op, Mux(core.funct7 == 0, Cause.ASSERTION, Cause.ILLEGAL_INSN), unit_port.cause)),
-            core.result.eq(unit_port.result),
+            port.valid.eq(core.valid & ~is_fault_op),
+            port.funct3.eq(core.funct3),
+            port.funct7.eq(core.funct7),
+            port.rs1.eq(core.rs1),
+            port.rs2.eq(core.rs2),
+            core.ready.eq(Mux(is_fault_op, core.valid, port.ready)),
+            core.fault.eq(is_fault_op | port.fault),
+            core.cause.eq(Mux(is_fault_op, Mux(core.funct7 == 0, Cause.ASSERTION, Cause.ILLEGAL_INSN), port.cause)),
+            core.result.eq(port.result),
         ]
+        wiring.connect(m, reporter.net, unit.core)
 
         # ---- fault reporting -----------------------------------------------------------------------------------
         m.d.comb += [
@@ -201,31 +241,43 @@ class TileNode(wiring.Component):
         ]
 
         # ---- counters of the tile's own work since its last reset_pc ------------------------------------------
-        served = core.valid & core.ready & ~core.fault
-        with m.If(control.reset_pc):
-            m.d.sync += [self.messages_in.eq(0), self.messages_out.eq(0), self.retired.eq(0)]
-        with m.Else():
-            with m.If(served & (core.funct3 == MessageFunct3.RECV) & (core.result != 0)):
-                m.d.sync += self.messages_in.eq(self.messages_in + 1)
-            with m.If(served & (core.funct3 == MessageFunct3.SEND) & core.result[0]):
-                m.d.sync += self.messages_out.eq(self.messages_out + 1)
-            with m.If(tile.retired):
-                m.d.sync += self.retired.eq(self.retired + 1)
+        if self._counters:
+            served = core.valid & core.ready & ~core.fault
+            length = ReceivedHeader["len"]  # a receive's header has len >= 1 exactly when it opened a message
+            opened = core.result[length.offset : length.offset + length.width] != 0
+            # Cleared through the flip-flops' own reset input (chip reset or reset_pc): no clearing multiplexers.
+            counts = {}
+            for port in (self.messages_in, self.messages_out, self.retired):
+                counts[port.name] = count = Signal(len(port), name=f"{port.name}_count", reset_less=True)
+                m.d.comb += port.eq(count)
+            messages_in, messages_out, retired = counts.values()
+            with m.If(control.reset_pc | ResetSignal()):
+                m.d.sync += [messages_in.eq(0), messages_out.eq(0), retired.eq(0)]
+            with m.Else():
+                with m.If(served & (core.funct3 == MessageFunct3.RECV) & opened):
+                    m.d.sync += messages_in.eq(messages_in + 1)
+                with m.If(served & (core.funct3 == MessageFunct3.SEND) & core.result[0]):
+                    m.d.sync += messages_out.eq(messages_out + 1)
+                with m.If(tile.retired):
+                    m.d.sync += retired.eq(retired + 1)
 
         # ---- watchdog ------------------------------------------------------------------------------------------
-        watchdog_count = Signal(WATCHDOG_BITS)
+        # `watchdog_count` starts at 1 - round (so it needs no adder to compare with steps = high + round) and
+        # counts the steps (the chip counter's low bits all ones); expiry when it equals `period_high` at a step.
+        watchdog_count = Signal(WATCHDOG_BITS, reset_less=True)  # set whenever the tile is not running
         active = (tile.state == TileState.RUNNING) | (tile.state == TileState.SLEEPING)
         waiting_to_receive = core.valid & (core.funct3 == MessageFunct3.RECV)
-        kicked = ~active | waiting_to_receive | (core.valid & core.ready) | config_write(ConfigRegister.WATCHDOG)
-        step_now = self.cycle[:WATCHDOG_SHIFT] == (1 << WATCHDOG_SHIFT) - 1
+        kicked = ~active | waiting_to_receive | (core.valid & core.ready) | watchdog_write
+        step_now = decoded.watchdog_step
         expired = Signal()
-        m.d.comb += expired.eq(~kicked & step_now & (watchdog_period != 0) & (watchdog_count + 1 == watchdog_period))
-        with m.If(kicked | expired):
-            m.d.sync += watchdog_count.eq(0)
+        m.d.comb += expired.eq(~kicked & step_now & watchdog_on & (watchdog_count == period_high))
+        with m.If(kicked):
+            starts_rounded = Mux(watchdog_write, decoded.watchdog_round, period_round)
+            m.d.sync += watchdog_count.eq(~starts_rounded)
         with m.Elif(step_now):
             m.d.sync += watchdog_count.eq(watchdog_count + 1)
         m.d.comb += [tile.fault_in_valid.eq(expired), tile.fault_in_cause.eq(Cause.WATCHDOG)]
         return m
 
 
-__all__ = ["FAULT_FUNCT3", "TileNode"]
+__all__ = ["FAULT_FUNCT3", "NodeInputs", "TileNode", "decode_node_inputs"]

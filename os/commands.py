@@ -14,6 +14,7 @@ from tessera.os.chip import Chip, describe_status
 from tessera.os.errors import TesseraError
 from tessera.os.image import RuntimeImage, read_image
 from tessera.os.link import TARGET_SYNTAX, LinkError, open_link
+from tessera.os.protocol import Feature, TileStatus
 
 DEFAULT_TARGET = "sim"
 
@@ -119,6 +120,14 @@ def format_ps(rows: Sequence[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def message_columns(chip: Chip, status: TileStatus) -> dict[str, object]:
+    """The ps columns "in" / "out": the tile's message counters, or "-" (unavailable, not 0) on a chip whose
+    IDENTIFY features have no MESSAGE_COUNTERS (`TesseraChip(counters=False)`)."""
+    if chip.info.features & Feature.MESSAGE_COUNTERS:
+        return {"in": status.messages_in, "out": status.messages_out}
+    return {"in": "-", "out": "-"}
+
+
 def direct_ps(chip: Chip, image: RuntimeImage | None) -> list[dict[str, object]]:
     """ps without a session: the chip's status of every tile; restarts are only known to a session."""
     services = {tile.tile: tile.service for tile in image.tiles} if image else {}
@@ -126,5 +135,5 @@ def direct_ps(chip: Chip, image: RuntimeImage | None) -> list[dict[str, object]]
     for number in range(chip.info.tile_count):
         status = chip.status(number)
         rows.append({"tile": number, "service": services.get(number, "-"), "state": describe_status(status),
-                     "restarts": "-", "in": status.messages_in, "out": status.messages_out})
+                     "restarts": "-", **message_columns(chip, status)})
     return rows

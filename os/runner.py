@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tessera.os.chip import Chip, Down, Incoming, describe_status
+from tessera.os.commands import message_columns
 from tessera.os.errors import TesseraError
 from tessera.os.image import NameKind, RuntimeImage, TileImage
 from tessera.os.protocol import Feature
@@ -250,7 +251,7 @@ class Runner:
             status = self.chip.status(state.tile.tile)
             rows.append({"tile": state.tile.tile, "service": state.tile.service,
                          "state": describe_status(status) if state.running or status.state else "stopped",
-                         "restarts": state.restarts, "in": status.messages_in, "out": status.messages_out,
+                         "restarts": state.restarts, **message_columns(self.chip, status),
                          "last_down": state.last_cause})
         return rows
 

@@ -86,12 +86,17 @@ def _node(value: object) -> int | str:
 
 
 class TraceRecorder:
-    """Builds a Trace: `sample()` reads every tile's counters, `observe`/`sent` note host traffic."""
+    """Builds a Trace: `sample()` reads every tile's counters, `observe`/`sent` note host traffic. A chip without
+    message counters is refused (TesseraError): its STATUS words 5/6 read 0, which would look like no traffic."""
 
     def __init__(self, chip: Chip, services: dict[int, str], permissions: dict[int, int],
                  clock: Callable[[], float] = time.monotonic) -> None:
+        from tessera.os.errors import TesseraError
         from tessera.os.protocol import Feature
 
+        if not chip.info.features & Feature.MESSAGE_COUNTERS:
+            raise TesseraError(f"{chip.link.target}: the chip has no message counters (IDENTIFY features lack "
+                               "MESSAGE_COUNTERS; built with counters=False): nothing to trace")
         self.chip = chip
         self.clock = clock
         self.trace = Trace(chip.link.target, chip.info.tile_count, services, permissions,

@@ -1,16 +1,17 @@
 """Virtual board benchmark (`make bench-sim`): prints `name: value` lines.
 
 - sim_cycles_per_s_8, sim_cycles_per_s_16: the chip (hw/chip.py, 8 and 16 tiles) on the virtual board under
-  Verilator, booted over its link with the ping-pong demo (os/demos/pingpong) and kept busy by one long `ping`
-  request (ping and pong exchange a message every round, the host link stays idle). The figure is the board's own
+  Verilator (profile-guided builds, as `tessera sim --pgo` makes them), booted over its link with the ping-pong
+  demo (os/demos/pingpong) and kept busy by one long `ping` request (ping and pong exchange a message every
+  round, the host link stays idle). The figure is the board's own
   cycle counter over a fixed wall-clock window (two `stats` readings), so boot and load time are not counted.
 - sim_cycles_per_cpu_s_8: the same cycles over the CPU time the 8-tile board process used in that window: what
   the board would reach on a core of its own, so that a figure taken on a loaded machine can still be judged.
 - sim_cycles_per_s_8_icarus: the same on the Icarus fallback.
-- sim_build_s: a first build of the 8-tile chip (Verilog generation + Verilator compile) into an empty cache root
-  (build/bench_sim_fresh, emptied first), so earlier builds in build/vboard cannot be reused. It includes
-  compiling Verilator's runtime objects, which later builds with the same options link from the cache instead
-  (docs/virtual-board.md).
+- sim_build_s: a first build of the 8-tile chip into an empty cache root (build/bench_sim_fresh, emptied first), so
+  earlier builds in build/vboard cannot be reused: Verilog generation, the instrumented compile, the training run
+  and the profile-guided compile. It includes compiling Verilator's runtime objects, which later builds with the
+  same options link from the cache instead (docs/virtual-board.md). sim_build_profile: "trained" (or why not).
 - sim_rebuild_s: a second build_board call for the same chip and cache root: the cached start.
 - load_average_1m_start, load_average_1m_end: the machine's 1-minute load average before and after (the speeds
   are wall-clock figures: other processes on the machine lower them).
@@ -29,32 +30,23 @@ from pathlib import Path
 from unittest import mock
 
 from tessera.os.chip import Chip
-from tessera.os.demo_host import DEMOS_ROOT, DemoSystem
-from tessera.os.image import write_image
-from tessera.os.build import build_image
+from tessera.os.demo_host import DemoSystem
 from tessera.os.link import TcpLink
-from tessera.os.manifest import parse_manifest
 from tessera.sim import virtual_board
-from tessera.sim.virtual_board import BoardBuild, ChipSpec, Simulator, VirtualBoard, build_board
+from tessera.sim.virtual_board import (
+    PING_ROUNDS,
+    BoardBuild,
+    ChipSpec,
+    Simulator,
+    VirtualBoard,
+    build_board,
+    pingpong_image,
+)
 
 FRESH_ROOT = virtual_board.PROJECT_ROOT / "build" / "bench_sim_fresh"
 #: Seconds the host client waits for a command's reply: Icarus boards answer in tens of milliseconds, not in
 #: the client's default half second.
 REPLY_TIMEOUT_S = {"verilator": 2.0, "icarus": 30.0}
-#: Far more rounds than any window lasts: ping is still bouncing when the board is stopped.
-PING_ROUNDS = 100_000_000
-
-
-def pingpong_image(tiles: int, folder: Path) -> Path:
-    """The ping-pong demo's image for a chip of `tiles` tiles (the demo's manifest with its chip size changed)."""
-    manifest_path = DEMOS_ROOT / "pingpong" / "app.toml"
-    text = manifest_path.read_text()
-    if "tiles = 8" not in text:
-        raise RuntimeError(f"{manifest_path}: expected 'tiles = 8' in [chip] to resize the demo")
-    manifest = parse_manifest(text.replace("tiles = 8", f"tiles = {tiles}", 1), manifest_path)
-    path = folder / f"pingpong_{tiles}.tsi"
-    write_image(build_image(manifest), path)
-    return path
 
 
 def cpu_seconds(pid: int) -> float:
@@ -85,8 +77,8 @@ def fresh_and_cached_build(spec: ChipSpec) -> tuple[BoardBuild, BoardBuild]:
     """Build `spec` into an emptied cache root, then ask again (the cached start); both builds stay usable."""
     shutil.rmtree(FRESH_ROOT, ignore_errors=True)
     with mock.patch.object(virtual_board, "BUILD_ROOT", FRESH_ROOT):
-        first = build_board(spec)
-        second = build_board(spec)
+        first = build_board(spec, pgo=True)
+        second = build_board(spec, pgo=True)
     if not first.rebuilt or second.rebuilt:
         raise RuntimeError(f"cache misbehaved: first rebuilt={first.rebuilt}, second rebuilt={second.rebuilt}")
     return first, second
@@ -102,8 +94,10 @@ def main() -> None:
     wall_8, cpu_8 = busy_cycles_per_s(first, 8, args.window)
     print(f"sim_cycles_per_s_8: {wall_8:.0f}")
     print(f"sim_cycles_per_cpu_s_8: {cpu_8:.0f}")
-    print(f"sim_cycles_per_s_16: {busy_cycles_per_s(build_board(ChipSpec(params={'tiles': 16})), 16, args.window)[0]:.0f}")
+    sixteen = build_board(ChipSpec(params={"tiles": 16}), pgo=True)
+    print(f"sim_cycles_per_s_16: {busy_cycles_per_s(sixteen, 16, args.window)[0]:.0f}")
     print(f"sim_build_s: {first.seconds:.1f}")
+    print(f"sim_build_profile: {first.profile}")
     print(f"sim_rebuild_s: {cached.seconds:.2f}")
     if not args.skip_icarus:
         simulator: Simulator = "icarus"

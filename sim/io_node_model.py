@@ -32,7 +32,8 @@ class IoNodeModel:
         self.held = levels
 
     def take_event(self) -> tuple[int, int, int] | None:
-        """The next message the node sends, as (dest, tag, word), or None."""
+        """The next message the node stages, as (dest, tag, word), or None. Its receiver is fixed here: the event
+        goes to that node even if another subscribes while it is in flight."""
         if self.subscriber is None or not self.pending:
             return None
         word = self.pending | (self.held << MAX_PINS)

@@ -74,7 +74,7 @@ def test_cli_shows_the_board_it_is_told(board: VirtualBoard) -> None:
 def test_chip_places_the_io_node_after_the_tiles() -> None:
     chip = TesseraChip(tiles=3, mem_bytes=1024, leds=2, buttons=1, link="bytes")
     assert chip.info.features & Feature.IO_NODE and chip.info.mesh_width == 5  # 3 tiles, the node, the host
-    assert chip.io is not None and chip.io.unit.router is not None
+    assert chip.io is not None and chip.io.port is not None
     assert {"leds", "buttons"} <= set(chip.signature.members)
     plain = TesseraChip(tiles=3, mem_bytes=1024, link="bytes")
     assert plain.io is None and not plain.info.features & Feature.IO_NODE

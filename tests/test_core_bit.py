@@ -23,9 +23,10 @@ from amaranth.back import rtlil
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from tessera.firmware.isa import Cause, Csr, TileState
+from tessera.firmware.isa import Cause, Csr, Opcode, TileState
 from tessera.hw import tile as tile_module
 from tessera.hw.chip import TesseraChip
+from tessera.hw.core import decode_opcode
 from tessera.hw.core_bit import FRAME_LEAD, BitSerialTileCore, counter_stream
 from tessera.hw.tile import Tile
 from tessera.sim.amaranth_harness import TileBench, TileDriver, run_program, simulate
@@ -190,3 +191,29 @@ def test_counter_reads_are_snapshots_and_the_retry_loop_reads_them_whole():
     # Snapshots are taken every 64 cycles from reset (the counter started at reset, at a multiple of 64).
     assert regs[2] % 64 == 63 and regs[5] % 64 == 63
     assert regs[6] == 0x2A
+
+
+@pytest.mark.parametrize("has_message_unit", [False, True])
+def test_decode_opcode_flags_name_exactly_their_opcode(has_message_unit: bool):
+    """The shared decode (all three cores): for every value of bits 6..2, the flag of that opcode and no other."""
+    m = Module()
+    word = Signal(32)
+    decoded = decode_opcode(word, has_message_unit)
+    names = ["load", "store", "branch", "op", "op_imm", "lui", "auipc", "jal", "jalr", "system", "misc_mem", "custom0"]
+    flags = {name: Signal(name=name) for name in names}
+    m.d.comb += [flags[name].eq(getattr(decoded, name)) for name in names]
+    sim = Simulator(m)
+    seen: dict[int, set[str]] = {}
+
+    async def testbench(ctx):
+        for major in range(32):
+            ctx.set(word, major << 2 | 0b11)
+            seen[major] = {name for name in names if ctx.get(flags[name])}
+
+    sim.add_testbench(testbench)
+    sim.run()
+    expected = {op.name.lower(): op >> 2 for op in Opcode}
+    if not has_message_unit:
+        del expected["custom0"]
+    assert seen == {major: {name for name, value in expected.items() if value == major} for major in range(32)}
+

@@ -19,7 +19,7 @@ from tessera.hw.network import phase_at_reset
 from tessera.hw.noc_layouts import HOST_NODE, Flit, MessageOp, ring_length
 from tessera.hw.tile_node import FAULT_FUNCT3, TileNode
 from tessera.os.protocol import ConfigRegister
-from tessera.sim.fault_reporter_model import FaultReporterModel, ReporterInputs
+from tessera.sim.fault_reporter_model import FaultReporterModel, ReporterInputs, Request
 from tessera.sim.tile_node_model import TileNodeModel
 
 STATES = list(TileState)
@@ -28,54 +28,68 @@ CAUSES = list(Cause)
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_fault_reporter_matches_model_cycle_by_cycle(seed: int) -> None:
-    """Random core status (stops with every cause, stops during a report, supervisors valid or not) and a random
-    message unit (0..3 cycles per operation, some refused): every output equals the model's in every cycle."""
+    """Random core status (stops with every cause, stops during a report, supervisors valid or not), random core
+    requests and a random message unit (0..3 cycles per operation, some refused): every output equals the
+    model's in every cycle, whether the port carries the core's requests or the report's."""
     rng = random.Random(seed)
     dut = FaultReporter()
     model = FaultReporterModel()
-    counts = {"reports": 0, "refused": 0, "cycles": 0}
+    counts = {"reports": 0, "refused": 0, "passed": 0}
 
     async def bench(ctx) -> None:
         inputs = ReporterInputs(TileState.HALTED, 0, 0, 0, HOST_NODE, True)
+        request = Request(False)
         wait = 0
-        sent_downs = 0
         for cycle in range(6000):
             if rng.random() < 0.08:  # the core's status changes now and then, often to TRAPPED
                 state = rng.choice([TileState.TRAPPED, TileState.TRAPPED, *STATES])
                 inputs = ReporterInputs(state, rng.choice(CAUSES), rng.randrange(1 << 32), rng.randrange(1 << 8),
                                         rng.choice([HOST_NODE, rng.randrange(1 << 7)]), rng.random() < 0.8)
+            if rng.random() < 0.2:  # the core's own requests, also while a report owns the port
+                request = Request(rng.random() < 0.5, rng.randrange(8), rng.randrange(1 << 7),
+                                  rng.randrange(1 << 32), rng.randrange(1 << 32))
             for name in ("state", "cause", "pc", "detail", "supervisor", "supervisor_valid"):
                 ctx.set(getattr(dut, name), getattr(inputs, name))
-            expected = model.outputs(inputs)
-            got = (ctx.get(dut.busy), ctx.get(dut.discard), ctx.get(dut.widen), ctx.get(dut.restore),
-                   ctx.get(dut.net.valid))
-            assert got == (expected.busy, expected.discard, expected.widen, expected.restore, expected.valid), \
+            for name in ("valid", "funct3", "funct7", "rs1", "rs2"):
+                ctx.set(getattr(dut.core, name), getattr(request, name))
+            expected = model.outputs(inputs, request)
+            got = (ctx.get(dut.busy), ctx.get(dut.discard), ctx.get(dut.widen), ctx.get(dut.restore))
+            assert got == (expected.busy, expected.discard, expected.widen, expected.restore), \
                 f"cycle {cycle}: RTL {got}, model {expected}"
+            net = Request(*(ctx.get(getattr(dut.net, name)) for name in ("valid", "funct3", "funct7", "rs1", "rs2")))
+            if expected.busy and not expected.net.valid:
+                assert not net.valid, f"cycle {cycle}: RTL {net}, model {expected}"
+            else:
+                assert net == expected.net, f"cycle {cycle}: RTL {net}, model {expected}"
             ready = fault = False
-            if expected.valid:
-                op = MessageOp.decode(ctx.get(dut.net.funct3), ctx.get(dut.net.funct7))
-                operands = (op, ctx.get(dut.net.rs1), ctx.get(dut.net.rs2))
-                assert operands == (expected.op, expected.rs1, expected.rs2), f"cycle {cycle}: {operands} {expected}"
+            if net.valid:
                 if wait == 0:
                     wait = rng.randrange(1, 5)
                 wait -= 1
                 ready = wait == 0
                 fault = ready and rng.random() < 0.05
-                counts["refused"] += fault
-                sent_downs += ready and not fault and op == MessageOp.SEND
+                result = rng.randrange(1 << 32)
+                ctx.set(dut.net.result, result)
+                if expected.busy:
+                    counts["refused"] += fault
+                    counts["reports"] += ready and not fault and net.funct3 == MessageOp.SEND.funct3
+                else:
+                    counts["passed"] += ready
             ctx.set(dut.net.ready, ready)
             ctx.set(dut.net.fault, fault)
             ctx.set(dut.net.cause, Cause.MESSAGE_FAULT if fault else 0)
+            answer = (ctx.get(dut.core.ready), ctx.get(dut.core.fault), ctx.get(dut.core.cause))
+            assert answer == (ready and not expected.busy, fault, Cause.MESSAGE_FAULT if fault else 0), cycle
+            if net.valid:
+                assert ctx.get(dut.core.result) == result, cycle
             await ctx.tick()
             model.clock(inputs, ready, fault)
-        counts["reports"] = sent_downs
-        counts["cycles"] = 6000
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    assert counts["reports"] > 20 and counts["refused"] > 0, counts
+    assert counts["reports"] > 20 and counts["refused"] > 0 and counts["passed"] > 20, counts
 
 
 # ---------------------------------------------------------------------------------------------------------

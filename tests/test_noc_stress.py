@@ -45,6 +45,7 @@ class Driver:
     unread: int = 0
     seq_to: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     stall: int = 0
+    quota: int = QUOTA
 
     def next_instruction(self, count: int) -> tuple[MessageOp, int, int] | None:
         if self.plan:
@@ -55,7 +56,7 @@ class Driver:
             self.stall -= 1
             return None
         roll = self.rng.random()
-        if self.sent < QUOTA and roll < 0.45:
+        if self.sent < self.quota and roll < 0.45:
             dest = self.rng.choice(self.addresses)
             words = [self.rng.getrandbits(32) for _ in range(self.rng.randint(1, MAX_WORDS))]
             tag = self.seq_to[dest]
@@ -63,7 +64,7 @@ class Driver:
             self.plan = [(MessageOp.PUT, w, 0) for w in words] + [(send, dest, tag)]
             return (MessageOp.STATUS, 0, 0)
         if roll < 0.5:
-            hoarding = self.hoarder and self.sent < QUOTA  # once done sending, the hoarder drains its mailbox
+            hoarding = self.hoarder and self.sent < self.quota  # once done sending, the hoarder drains its mailbox
             self.stall = self.rng.randint(200, 1500) if hoarding else self.rng.randint(0, 20)
             return None
         if roll < 0.55:
@@ -75,12 +76,15 @@ class Driver:
         return (MessageOp.TRYRECV, 0, 0)
 
 
-def run_stress(seed: int) -> dict[str, int]:
-    network = RingNetwork(num_tiles=NUM_TILES, depth=DEPTH, retry_delay=RETRY_DELAY)
-    model = NocModel(NUM_TILES, depth=DEPTH, retry_delay=RETRY_DELAY)
+def run_stress(seed: int, *, retry_delay: int = RETRY_DELAY, quota: int = QUOTA) -> dict[str, int]:
+    network = RingNetwork(num_tiles=NUM_TILES, depth=DEPTH, retry_delay=retry_delay)
+    model = NocModel(NUM_TILES, depth=DEPTH, retry_delay=retry_delay)
     addresses = [node_address(i, NUM_TILES) for i in range(NUM_TILES + 1)]
     rng = random.Random(seed)
-    drivers = [Driver(a, random.Random(rng.getrandbits(32)), i == HOARDER, addresses) for i, a in enumerate(addresses)]
+    drivers = [
+        Driver(a, random.Random(rng.getrandbits(32)), i == HOARDER, addresses, quota=quota)
+        for i, a in enumerate(addresses)
+    ]
     for address in addresses:
         model.set_permissions(address, addresses)
     sent_log: dict[tuple[int, int], list[Message]] = defaultdict(list)
@@ -170,7 +174,7 @@ def run_stress(seed: int) -> dict[str, int]:
             model.step()
             await ctx.tick()
             cycle += 1
-            if all(d.sent == QUOTA for d in drivers) and stats["received"] == stats["sent"] and model.idle():
+            if all(d.sent == quota for d in drivers) and stats["received"] == stats["sent"] and model.idle():
                 break
             assert cycle - stats["last_send"] < DRAIN_BOUND or stats["received"] == stats["sent"], (
                 f"traffic did not drain within {DRAIN_BOUND} cycles of the last send: {stats}; "
@@ -197,3 +201,14 @@ def test_random_traffic_matches_model_and_drains(seed: int) -> None:
     assert stats["sent"] == QUOTA * (NUM_TILES + 1)
     assert stats["received"] == stats["sent"]
     assert stats["nacks"] > 0, "the hoarding node never filled its mailbox: the test lost its point"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("retry_delay", [8, 19, 32])
+def test_retry_timing_matches_model_for_any_retry_delay(retry_delay: int) -> None:
+    # The unit counts the retry wait in slots (a NACK arrives on a slot's first flit); the model counts cycles. The
+    # mailbox counts, compared on every cycle, show that both retry on the same slot: 8 = the next slot, 19 and 32 =
+    # two and three slots later (the default).
+    stats = run_stress(7, retry_delay=retry_delay, quota=8)
+    assert stats["received"] == stats["sent"] == 8 * (NUM_TILES + 1)
+    assert stats["nacks"] > 0

@@ -242,6 +242,40 @@ def test_untraced_build_refuses_trace(build: BoardBuild, tmp_path: Path) -> None
         VirtualBoard.start(build, trace=tmp_path / "t.fst")
 
 
+def test_pgo_build_of_a_chip_without_tiles_is_a_plain_build_that_says_why(build: BoardBuild) -> None:
+    # The stand-in has no tiles for ping and pong: the training is refused before the instrumented compile.
+    profiled = virtual_board.build_board(STANDIN, pgo=True)
+    assert profiled.key != build.key and profiled.build_dir != build.build_dir
+    assert profiled.profile is not None and profiled.profile.startswith("untrained: BoardError")
+    assert "'tiles'" in profiled.profile
+    assert not (profiled.build_dir / "train.log").exists() and not list((profiled.build_dir / "obj").glob("*.gcda"))
+    with VirtualBoard.start(profiled, pty=False) as board, TcpLink(board.endpoints.host, board.endpoints.port) as link:
+        assert exchange(link, b"\x20") == b"\x21"
+    cached = virtual_board.build_board(STANDIN, pgo=True)
+    assert not cached.rebuilt and cached.profile == profiled.profile
+
+
+def test_pgo_is_for_untraced_verilator_builds() -> None:
+    for simulator, trace in (("icarus", False), ("verilator", True)):
+        with pytest.raises(BoardError, match="untraced Verilator"):
+            virtual_board.build_board(STANDIN, simulator=simulator, trace=trace, pgo=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_pgo_build_trains_on_pingpong_and_keeps_the_profile(tmp_path: Path) -> None:
+    profiled = virtual_board.build_board(ChipSpec(params={"tiles": 2}), pgo=True)
+    assert profiled.profile == "trained"
+    assert (profiled.build_dir / "obj" / "Vboard___024root__0.gcda").exists()  # the profile stays with the build
+    assert not (profiled.build_dir / "train").exists()
+    assert "-fprofile-generate" in (profiled.build_dir / "train.log").read_text()
+    log = (profiled.build_dir / "build.log").read_text()
+    assert "-fprofile-use" in log and "c++ -O2 " in log  # the model at -O2 with the profile
+    image = virtual_board.pingpong_image(2, tmp_path)
+    with VirtualBoard.start(profiled, pty=False) as board, TcpLink(board.endpoints.host, board.endpoints.port) as link:
+        system = DemoSystem(Chip(link, reply_timeout=2.0), image, events=io.StringIO())
+        assert system.call("ping", [10])[0] == 20  # ping adds one, pong adds one, ten times
+
+
 def test_icarus_board_serves_tcp_and_pty_and_resets(icarus_build: BoardBuild) -> None:
     model = StandinModel()
     with VirtualBoard.start(icarus_build) as board:
