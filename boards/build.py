@@ -125,9 +125,11 @@ def make_chip(
     core: str = DEFAULT_CORE,
 ) -> wiring.Component:
     """The chip top for a board build (hw/chip.py's Chip with the UART link, the board's LEDs/buttons, and the
-    tile core `core`, one of `tessera.hw.tile.CORES`)."""
+    tile core `core`, one of `tessera.hw.tile.CORES`). Board chips leave out the per-tile counters (STATUS words
+    4..6, features INSTRET/MESSAGE_COUNTERS): ~70 logic cells per tile that the small iCE40s need for tiles."""
     return Chip(
         core=core,
+        counters=False,
         tile_count=tile_count,
         mem_bytes=mem_bytes,
         mailbox_depth=mailbox_depth,

@@ -341,10 +341,12 @@ def Chip(
     leds: int = 0,
     buttons: int = 0,
     core: str = "parallel",
+    counters: bool = True,
 ) -> TesseraChip:
     """The UART chip as the board builds ask for it (`tessera.boards.build.make_chip`)."""
     return TesseraChip(
         core=core,
+        counters=counters,
         leds=leds,
         buttons=buttons,
         tiles=tile_count,
