@@ -240,14 +240,14 @@ def test_a_busy_python_service_is_replaced_between_messages_with_its_fields_move
     assert replies()[-1] == [15, 7]
 
 
-FRAGILE_PY = '''"""Fails an assert on 99, after a pause."""
+FRAGILE_PY = '''"""Fails an assert on 99, after a pause long enough (hundreds of host polls) for a test to catch it in."""
 
 from tessera.os.service_api import Message, Service, reply, sleep
 
 
 class Fragile(Service):
     def handle(self, msg: Message) -> None:
-        sleep(3000)
+        sleep(100_000)
         assert msg[0] != 99, "poison"
         reply(msg[0])
 '''
