@@ -65,7 +65,7 @@ clean:
 BOARD ?= icebreaker
 BOARD_ARGS := --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(MHZ),--mhz $(MHZ)) $(if $(SEED),--seed $(SEED)) $(if $(CORE),--core $(CORE))
 
-.PHONY: build flash bench-fit
+.PHONY: build flash bench-fit area
 
 build: setup
 	$(PY) -m tessera.boards.build $(BOARD_ARGS)
@@ -80,6 +80,10 @@ flash: setup
 
 bench-fit: setup
 	$(PY) -m tessera.boards.bench_fit
+
+# Per-module LUT4 / flip-flop / carry / EBR table of the board chip (synth_ice40 -noflatten): what to shrink.
+area: setup
+	$(PY) -m tessera.boards.area --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(CORE),--core $(CORE))
 
 # ---- the demo tour (os/demos/, os/demo.py): ping-pong, pipeline, Mandelbrot, crash and recover, persistent store ----
 # Runs on the virtual board (started and stopped here); DEMO_TARGET=serial:/dev/ttyUSB1 runs it on a board.

