@@ -344,6 +344,9 @@ class BitSerialTileCore(wiring.Component):
         with m.Elif(dat_shift):
             m.d.sync += dat.eq(Cat(dat[1:], dat_in))
 
+        # The carries are set up by the first bit of a pass (`first_bit`), so they may take junk at any other time.
+        m.d.sync += [carry.eq(carry_out), pc_carry.eq(pc_bit & increment_in)]
+
         # -- the sequencer -----------------------------------------------------------------------------
         with m.Switch(step):
             with m.Case(_Step.HALTED, _Step.TRAPPED):
@@ -363,7 +366,7 @@ class BitSerialTileCore(wiring.Component):
 
             with m.Case(_Step.DECODE):
                 m.d.comb += dat_load.eq(1)  # the immediate's source (see `imm_bit`)
-                m.d.sync += [ir.eq(word), shamt.eq(word[20:25])]
+                m.d.sync += ir.eq(word)
                 with m.If(~instruction_is_legal(m, word, self._has_message_unit)):
                     trap()  # ILLEGAL_INSN
                 with m.Elif(decode_opcode(word, self._has_message_unit).system & word[13]):  # CSR reads: one pass
@@ -388,7 +391,8 @@ class BitSerialTileCore(wiring.Component):
                 with m.Else():
                     m.d.sync += [rs1_pair.eq(rs1_pair[1]), rs2_high.eq(rdat[1]), held.eq(rd_bit)]
                 with m.If(computing):
-                    m.d.sync += [carry.eq(carry_out), pc_carry.eq(pc_bit & increment_in)]
+                    # rs1 for the message unit in pass A (junk for other instructions), its result out in pass B
+                    m.d.sync += message_rs1.eq(Cat(message_rs1[1:], rs1_bit))
                 with m.If(~pass_b):
                     with m.If(computing):
                         m.d.sync += [less.eq(less_now), equal.eq(Mux(first_bit, 1, equal) & ~sum_bit)]
@@ -398,14 +402,15 @@ class BitSerialTileCore(wiring.Component):
                         with m.Else():
                             m.d.sync += outside.eq(outside | sum_bit)
                         with m.If(is_custom0):
-                            m.d.sync += message_rs1.eq(Cat(message_rs1[1:], rs1_bit))
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(rs2_bit)]
-                        with m.Elif(is_shift):  # rs1 into `dat`; SLL/SRL/SRA take their amount from rs2
+                        with m.Elif(is_shift):  # rs1 into `dat`
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(rs1_bit)]
-                            with m.If(is_op & (bit < 5)):
-                                m.d.sync += shamt.eq(Cat(shamt[1:], rs2_bit))
                         with m.Elif(~is_branch):  # the immediate (loads, stores, SLTI); a branch keeps it
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(fill)]
+                        # The shift amount: operand b's bits 0..4 (rs2 or the immediate); for a load 8 x the
+                        # byte offset, which has reached addr[byte_bits - 3] at bits 3 and 4.
+                        with m.If(bit < 5):
+                            m.d.sync += shamt.eq(Cat(shamt[1:], Mux(is_load, addr[byte_bits - 3] & (bit >= 3), b)))
                     with m.If(last):
                         with m.If(is_load | is_store):
                             m.d.sync += step.eq(_Step.CHECK)
@@ -435,8 +440,6 @@ class BitSerialTileCore(wiring.Component):
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(rs2_bit)]
                         with m.Else():
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(fill)]
-                        with m.If(is_custom0):
-                            m.d.sync += message_rs1.eq(message_rs1[1:])
                         with m.If(in_width):
                             m.d.sync += sign.eq(dat[0])
                     with m.If(last):
@@ -460,7 +463,7 @@ class BitSerialTileCore(wiring.Component):
             with m.Case(_Step.CAPTURE):
                 m.d.comb += dat_load.eq(1)
                 # t has stood at 32 since pass A ended: ALIGN counts its bits from there
-                m.d.sync += [shamt.eq(Cat(Const(0, 3), addr[0:2])), step.eq(_Step.ALIGN)]
+                m.d.sync += step.eq(_Step.ALIGN)
 
             with m.Case(_Step.ALIGN):
                 with m.If(at_amount):

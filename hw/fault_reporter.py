@@ -65,9 +65,11 @@ class FaultReporter(wiring.Component):
         # The report's steps, one-hot (each drives its own operand bits directly: no decoder).
         opening, put_cause, put_pc, put_detail, send, restoring = steps = [Signal(name=n) for n in (
             "opening", "put_cause", "put_pc", "put_detail", "send", "restoring")]
-        operating = put_cause | put_pc | put_detail | send
-        busy = Signal()
-        m.d.comb += [busy.eq(opening | operating | restoring), self.busy.eq(busy)]
+        busy = Signal()  # = opening | operating | restoring, kept as a flip-flop of its own (no 6-input OR)
+        operating = busy & ~opening & ~restoring  # = put_cause | put_pc | put_detail | send
+        m.d.comb += self.busy.eq(busy)
+        with m.If(restoring):
+            m.d.sync += busy.eq(0)
         m.d.comb += [self.discard.eq(opening), self.widen.eq(opening), self.restore.eq(restoring)]
         advance = Signal()
         m.d.comb += advance.eq(opening | (operating & net.ready))
@@ -83,7 +85,7 @@ class FaultReporter(wiring.Component):
         with m.If(~busy & trapped & ~taken):
             m.d.sync += [taken.eq(1), cause.eq(self.cause), pc.eq(self.pc), detail.eq(self.detail)]
             with m.If(self.supervisor_valid & (self.cause != Cause.BREAKPOINT)):
-                m.d.sync += opening.eq(1)
+                m.d.sync += [opening.eq(1), busy.eq(1)]
 
         # The unit's port: the core's requests, or the report's operations (PUT cause, pc, detail; SEND).
         operand = (

@@ -4,7 +4,7 @@ Byte streams in and out (the UARTs are outside, see `tessera.hw.host_link.HostLi
 byte per cycle. `tessera.sim.bridge_model.BridgeModel` is its reference.
 """
 
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import C, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,11 +29,24 @@ from tessera.os.protocol import (
 )
 
 #: Frame buffer layout (one 512 x 8 block RAM): the command frame from 0 (at most max_body(MAX_WORDS_LIMIT) + 1
-#: = 254 bytes), the pending host-bound message (tag, then words) from MESSAGE_BASE, IDENTIFY's reply payload
-#: (initial contents, never written) at IDENTIFY_BASE.
+#: = 254 bytes); from MESSAGE_BASE the pending host-bound message as a push reads it back: two header bytes made
+#: by the bridge, the stored header word (source node, length, tag), then the words; IDENTIFY's reply payload
+#: (initial contents, never written) at IDENTIFY_BASE. Bases with few one bits: loading them into the buffer
+#: pointer costs less.
 MESSAGE_BASE = RX_BUFFER_BYTES
-IDENTIFY_BASE = 2 * RX_BUFFER_BYTES - 16
+IDENTIFY_BASE = RX_BUFFER_BYTES + RX_BUFFER_BYTES // 2
 BUFFER_BYTES = 2 * RX_BUFFER_BYTES
+
+
+def at_least(value, bound: int):
+    """`value >= bound` for a constant `bound`, as plain logic: Yosys maps a comparison to an iCE40 carry chain
+    (a logic cell per bit), this to a few LUT4s (one per three bits)."""
+    if bound >> len(value):
+        return C(0)
+    result = C(1)
+    for bit in range(len(value)):  # value[:bit + 1] >= bound[:bit + 1], from the least significant bit up
+        result = value[bit] & result if bound >> bit & 1 else value[bit] | result
+    return result
 
 
 class HostBridge(wiring.Component):
@@ -118,13 +131,9 @@ class HostBridge(wiring.Component):
             with m.Elif(rx_count != limit + 1):
                 m.d.comb += [wp.addr.eq(rx_count), wp.data.eq(symbol.data), wp.en.eq(1)]
                 m.d.sync += rx_count.eq(rx_count + 1)
-                with m.Switch(rx_count):
-                    with m.Case(0):
-                        m.d.sync += first.eq(symbol.data)
-                    with m.Case(1):
-                        m.d.sync += seq.eq(symbol.data)
-                    with m.Case(2):
-                        m.d.sync += tile.eq(symbol.data)
+                # The header's three bytes shift in: one decode of rx_count instead of three.
+                with m.If(~at_least(rx_count, 3)):
+                    m.d.sync += Cat(first, seq, tile).eq(Cat(seq, tile, symbol.data))
         with m.If(release):
             m.d.sync += [frame_ready.eq(0), rx_count.eq(0)]
 
@@ -155,7 +164,7 @@ class HostBridge(wiring.Component):
         pending = Signal()
         pushed = Signal()
         push_seq = Signal(8)
-        msg_bytes = Signal(range(2 + 4 * MESSAGE_WORDS + 1))  # tag + words, as stored in the buffer
+        msg_len = Signal(range(MESSAGE_WORDS + 1))  # its words (after the tag) as stored in the buffer
 
         # ---- transmit: one frame through the CRC and the SLIP encoder -------------------------------------------
         # Every byte but END is digested by the CRC before the encoder may take it; the two CRC bytes are both
@@ -178,7 +187,7 @@ class HostBridge(wiring.Component):
         with m.If(sent):
             m.d.comb += crc.take.eq(1)
         pushing = Signal()  # the frame being sent is a MESSAGE push, not a reply
-        header_received = Signal()  # the command frame reached the header byte being sent
+        received = Signal()  # the command frame reached the byte being checked, or the header byte being sent
         source = Signal(range(4))  # what the reply payload is made of (a push's: the buffer after its header)
         SRC_NONE, SRC_EXTRA, SRC_BUS, SRC_BUFFER = range(4)
 
@@ -197,24 +206,29 @@ class HostBridge(wiring.Component):
         length_ok = Signal()
         with m.Switch(opcode):
             with m.Case(Opcode.WRITE_MEM):
-                m.d.comb += length_ok.eq((n >= MIN_FRAME + 8) & (n[:2] == 1))
+                m.d.comb += length_ok.eq(at_least(n, MIN_FRAME + 8) & (n[:2] == 1))
             with m.Case(Opcode.READ_MEM):
-                m.d.comb += length_ok.eq((n == MIN_FRAME + 5) & (count != 0) & (count <= info.max_words))
+                m.d.comb += length_ok.eq((n == MIN_FRAME + 5) & (count != 0) & ~at_least(count, info.max_words + 1))
             with m.Case(Opcode.SEND):
-                m.d.comb += length_ok.eq((n[:2] == 3) & (n >= MIN_FRAME + 6) & (n <= MIN_FRAME + 2 + 4 * MESSAGE_WORDS))
+                m.d.comb += length_ok.eq(
+                    (n[:2] == 3) & at_least(n, MIN_FRAME + 6) & ~at_least(n, MIN_FRAME + 3 + 4 * MESSAGE_WORDS)
+                )
             with m.Case(Opcode.ACK_MESSAGE):
                 m.d.comb += length_ok.eq(n == MIN_FRAME + 1)
             with m.Case(Opcode.SET_PERMISSIONS, Opcode.SET_SUPERVISOR, Opcode.SET_WATCHDOG):
                 m.d.comb += length_ok.eq(n == MIN_FRAME + 4)
             with m.Default():
                 m.d.comb += length_ok.eq(n == MIN_FRAME)
-        # words_left holds the run's word count here (loaded at CRC_RESULT): address + count <= memory words.
-        addr_ok = (
-            (word[:2] == 0)
-            & (word[info.mem_log2 :] == 0)
-            & (words_left <= (1 << self._addr_bits) - word[2 : info.mem_log2])
-        )
-        known = opcode <= Opcode.REPUSH_MESSAGE
+        # words_left holds the run's word count here (loaded at the check's end): start + count <= memory words.
+        # The count has k bits, so a start below the memory's last 2**k words always fits; in that last stretch the
+        # run fits when the start's low k bits plus the count reach at most 2**k (a k-bit adder, not a full one).
+        k = min(len(words_left), self._addr_bits)
+        start = word[2 : info.mem_log2]
+        low_end = Signal(k + 1)
+        m.d.comb += low_end.eq(start[:k] + words_left)
+        run_fits = ~start[k:].all() | ~low_end[k] | (low_end[:k] == 0)
+        addr_ok = (word[:2] == 0) & (word[info.mem_log2 :] == 0) & run_fits
+        known = ~at_least(opcode, Opcode.REPUSH_MESSAGE + 1)
 
         # rs1 is `word` (PUT's data; 0 for SEND, whose destination is OR'ed in), rs2 always `tag`.
         sending = Signal()
@@ -224,8 +238,8 @@ class HostBridge(wiring.Component):
             m.d.comb += [net.valid.eq(1), net.funct3.eq(op.funct3), net.funct7.eq(op.funct7)]
 
         def reply(code=None, then_source=None):
-            """Answer now. `status` is OK and `source` SRC_NONE unless given: both are preset when a frame is
-            taken (and status again before EXECUTE), so most answers load nothing."""
+            """Answer now. `status` is OK and `source` SRC_NONE unless given: both are preset in IDLE, so most
+            answers load nothing."""
             if code is not None:
                 m.d.sync += status.eq(code)
             if then_source is not None:
@@ -233,7 +247,7 @@ class HostBridge(wiring.Component):
             m.next = "TX_START"
 
         # Datapath steps the states ask for (one adder each; a state's own loads below take priority).
-        ptr_inc, step_inc, words_dec, addr_inc, addr_dec = (Signal() for _ in range(5))
+        ptr_inc, step_inc, words_dec, addr_inc = (Signal() for _ in range(4))
         word_shift, word_capture = (Signal() for _ in range(2))
         with m.If(ptr_inc):
             m.d.sync += ptr.eq(ptr + 1)
@@ -241,8 +255,8 @@ class HostBridge(wiring.Component):
             m.d.sync += step.eq(step + 1)
         with m.If(words_dec):
             m.d.sync += words_left.eq(words_left - 1)
-        with m.If(addr_inc | addr_dec):
-            m.d.sync += addr.eq(addr + Mux(addr_dec, -1, 1))
+        with m.If(addr_inc):
+            m.d.sync += addr.eq(addr + 1)
         with m.If(word_capture):
             m.d.sync += word.eq(tiles.rdata | net.result)
         with m.Elif(word_shift):
@@ -250,57 +264,64 @@ class HostBridge(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.sync += [ptr.eq(0), step.eq(0)]
+                # The presets of the next frame (a push changes `pushing` and `source`).
+                m.d.sync += [
+                    ptr.eq(0),
+                    step.eq(0),
+                    status.eq(Status.OK),
+                    source.eq(SRC_NONE),
+                    executed.eq(0),
+                    pushing.eq(0),
+                    received.eq(1),
+                ]
+                m.d.comb += crc.clear.eq(1)
+                # -- checks, in the model's order: first the link's --
                 with m.If(frame_ready):
-                    m.d.sync += [executed.eq(0), pushing.eq(0), source.eq(SRC_NONE)]
-                    m.next = "LINK_CHECK"
+                    with m.If(frame_error):
+                        reply(Status.LINE_ERROR)
+                    with m.Elif(rx_count == limit + 1):
+                        reply(Status.OVERSIZE)
+                    with m.Elif(~at_least(rx_count, MIN_FRAME)):
+                        reply(Status.TRUNCATED)
+                    with m.Else():
+                        m.next = "CHECK_READ"
                 with m.Elif(pending & ~pushed):
                     m.d.sync += [
                         pushing.eq(1),
-                        status.eq(Status.OK),
                         source.eq(SRC_BUFFER),
-                        words_left.eq(msg_bytes),
+                        words_left.eq(Cat(C(2, 2), msg_len)),  # the tag's 2 bytes + 4 per word
                     ]
                     m.next = "TX_START"
                 with m.Elif(~pending):
                     m.next = "POLL"
 
-            # -- checks, in the model's order --
-            with m.State("LINK_CHECK"):
-                m.d.comb += crc.clear.eq(1)
-                with m.If(frame_error):
-                    reply(Status.LINE_ERROR)
-                with m.Elif(rx_count == limit + 1):
-                    reply(Status.OVERSIZE)
-                with m.Elif(rx_count < MIN_FRAME):
-                    reply(Status.TRUNCATED)
-                with m.Else():
-                    m.next = "CHECK_READ"
             # Read the body back from the buffer: the CRC over all of it (the one CRC unit is free: nothing is
             # sent while a frame is checked), and on the way payload bytes 0..3 (body bytes 3..6) into `word` and
             # payload byte 4 into `count` (stale bytes past a short body are never used).
             with m.State("CHECK_READ"):
                 m.d.comb += rp.en.eq(1)
                 m.next = "CHECK_BYTE"
-                with m.If((ptr >= rx_count) & (ptr >= 8)):  # past the body and past payload byte 4
-                    m.next = "CRC_RESULT"
+                # Equality, not a comparison: ptr counts up from 0 and meets rx_count (>= MIN_FRAME) on the way.
+                past_body = ~received | (ptr == rx_count)
+                m.d.sync += received.eq(~past_body)
+                with m.If(past_body & (ptr[3:] != 0)):  # past the body and past payload byte 4: the CRC is final
+                    # The run's word count, for the address check (n = 9 + 4k for WRITE_MEM, 7 + 4k for SEND).
+                    m.d.sync += words_left.eq(
+                        Mux(is_op[Opcode.READ_MEM], count, n[2:] - Mux(is_op[Opcode.SEND], 1, 2))
+                    )
+                    with m.If(crc.crc != 0):
+                        reply(Status.BAD_CRC)
+                    with m.Else():
+                        m.next = "CMD_CHECK"
             with m.State("CHECK_BYTE"):
-                in_body = ptr < rx_count
-                m.d.comb += [out_byte.eq(rp.data), crc.valid.eq(in_body)]
-                with m.If(crc.done | ~in_body):
+                m.d.comb += [out_byte.eq(rp.data), crc.valid.eq(received)]
+                with m.If(crc.done | ~received):
                     m.d.comb += [crc.take.eq(1), ptr_inc.eq(1)]
-                    with m.If((ptr >= 3) & (ptr <= 6)):
+                    with m.If(at_least(ptr, 3) & ~at_least(ptr, 7)):
                         m.d.comb += word_shift.eq(1)
                     with m.If(ptr == 7):
                         m.d.sync += count.eq(rp.data)
                     m.next = "CHECK_READ"
-            with m.State("CRC_RESULT"):
-                # The run's word count, for the address check (n = 9 + 4k for WRITE_MEM, 7 + 4k for SEND).
-                m.d.sync += words_left.eq(Mux(is_op[Opcode.READ_MEM], count, n[2:] - Mux(is_op[Opcode.SEND], 1, 2)))
-                with m.If(crc.crc != 0):
-                    reply(Status.BAD_CRC)
-                with m.Else():
-                    m.next = "CMD_CHECK"
             with m.State("CMD_CHECK"):
                 m.d.sync += [addr.eq(word[2:]), step.eq(0)]
                 with m.If((version != PROTOCOL_VERSION) & ~is_op[Opcode.IDENTIFY]):
@@ -314,17 +335,16 @@ class HostBridge(wiring.Component):
                     m.d.sync += executed.eq(1)
                     with m.If(~length_ok):
                         reply(Status.BAD_LENGTH)
-                    with m.Elif(tile_command & (tile >= info.tile_count)):
+                    with m.Elif(tile_command & at_least(tile, info.tile_count)):
                         reply(Status.TILE_RANGE)
                     with m.Elif(memory_command & ~addr_ok):
                         reply(Status.ADDR_RANGE)
                     with m.Elif(memory_command & tiles.busy):
                         reply(Status.TILE_BUSY)
                     with m.Else():
-                        m.d.sync += status.eq(Status.OK)
                         m.next = "EXECUTE"
             with m.State("EXECUTE"):
-                m.d.sync += [step.eq(0), ptr.eq(3 + 4)]
+                m.d.sync += [step.eq(0), ptr.eq(Mux(is_op[Opcode.SEND], 3 + 2, 3 + 4))]  # the first word
                 with m.Switch(opcode):
                     with m.Case(Opcode.IDENTIFY):
                         m.d.sync += words_left.eq(len(identify_bytes))
@@ -355,7 +375,7 @@ class HostBridge(wiring.Component):
                             m.d.comb += [tiles.config_we.eq(1), tiles.config_index.eq(register)]
                             reply()
                     with m.Case(Opcode.SEND):
-                        m.d.sync += [ptr.eq(3 + 2), addr.eq(-1), tag.eq(word[:16])]
+                        m.d.sync += [addr.eq(0), tag.eq(word[:16])]
                         m.next = "NET_WAIT"
                     with m.Case(Opcode.ACK_MESSAGE, Opcode.REPUSH_MESSAGE):
                         with m.If(pending):
@@ -401,13 +421,13 @@ class HostBridge(wiring.Component):
                 with m.Elif(net.ready):
                     reply()
 
-            # -- SEND: wait (addr counts down) until the host node's previous message has left --
+            # -- SEND: wait (addr counts up) until the host node's previous message has left --
             with m.State("NET_WAIT"):
                 message_op(MessageOp.STATUS)
-                m.d.comb += addr_dec.eq(1)
+                m.d.comb += addr_inc.eq(1)
                 with m.If(net.ready & ~MessageStatus(net.result[: MessageStatus.size]).send_busy):
                     m.next = "FETCH"
-                with m.Elif(addr == 0):
+                with m.Elif(addr == (1 << self._addr_bits) - 1):
                     reply(Status.NET_BUSY)
 
             # -- take one message for the host out of the network into the buffer --
@@ -419,13 +439,13 @@ class HostBridge(wiring.Component):
                     with m.If(header.len == 0):  # the result is 0: no message (a header's length is 1..4)
                         m.next = "IDLE"
                     with m.Else():
-                        # The whole header word is stored: its low half (src, len) falls on the two bytes below
-                        # MESSAGE_BASE, which no command frame reaches; its tag lands at MESSAGE_BASE.
+                        # The whole header word is stored from MESSAGE_BASE + 2: its low half (src, len) is the
+                        # push's header bytes 2 and 3 (3 is replaced by the status), its tag the payload's start.
                         m.d.sync += [
-                            msg_bytes.eq(2 + 4 * header.len),
+                            msg_len.eq(header.len),
                             words_left.eq(header.len),
                             step.eq(0),
-                            ptr.eq(MESSAGE_BASE - 2),
+                            ptr.eq(MESSAGE_BASE + 2),
                         ]
                         m.next = "STORE"
             with m.State("STORE"):
@@ -453,12 +473,15 @@ class HostBridge(wiring.Component):
                 m.d.comb += [out_valid.eq(1), out_end.eq(1), crc.clear.eq(1)]
                 with m.If(executed & ~pushing):
                     m.d.sync += [last_seq.eq(seq), last_status.eq(status), last_valid.eq(1)]
-                m.d.sync += [step.eq(0), ptr.eq(Mux(pushing, MESSAGE_BASE - 4, 0))]
+                m.d.sync += [step.eq(0), ptr.eq(Mux(pushing, MESSAGE_BASE, 0))]
                 with m.If(sent):
                     m.next = "TX_READ"
             with m.State("TX_READ"):
                 m.d.comb += rp.en.eq(1)
-                m.d.sync += header_received.eq(step[:2] < rx_count)  # registered: off the path to the encoder
+                # Registered: off the path to the encoder. step[:2] is 0..2 where it matters (byte 3 is the status).
+                m.d.sync += received.eq(
+                    Mux(step[1], at_least(rx_count, 3), Mux(step[0], at_least(rx_count, 2), rx_count != 0))
+                )
                 m.next = "TX_BYTE"
             with m.State("TX_BYTE"):
                 # rp.data holds the byte at ptr (the read port keeps its output while en = 0).
@@ -467,7 +490,7 @@ class HostBridge(wiring.Component):
                     m.d.comb += out_byte.eq(status)
                 with m.Elif(header & pushing & ~step[1]):
                     m.d.comb += out_byte.eq(Mux(step[0], push_seq, (PROTOCOL_VERSION << 5) | Opcode.MESSAGE))
-                with m.Elif(~header | pushing | header_received):
+                with m.Elif(~header | pushing | received):
                     m.d.comb += out_byte.eq(rp.data)
                 m.d.comb += out_valid.eq(1)
                 with m.If(sent):
@@ -510,19 +533,18 @@ class HostBridge(wiring.Component):
                             m.next = "TX_CRC"
                         with m.Else():
                             m.next = "BUS_READ"
+            # Both CRC bytes, told apart by step[0]: every way here leaves step = 4, the flush makes it 5.
             with m.State("TX_CRC"):
                 m.d.comb += [out_valid.eq(1), out_crc.eq(1), out_byte.eq(crc.crc[8:])]
                 with m.If(sent):
                     m.next = "TX_CRC_FLUSH"
+                    with m.If(step[0]):
+                        m.next = "TX_END"
             with m.State("TX_CRC_FLUSH"):
                 m.d.comb += [crc.valid.eq(1), crc.flush.eq(1)]
                 with m.If(crc.done):
-                    m.d.comb += crc.take.eq(1)
-                    m.next = "TX_CRC_LOW"
-            with m.State("TX_CRC_LOW"):
-                m.d.comb += [out_valid.eq(1), out_crc.eq(1), out_byte.eq(crc.crc[8:])]
-                with m.If(sent):
-                    m.next = "TX_END"
+                    m.d.comb += [crc.take.eq(1), step_inc.eq(1)]
+                    m.next = "TX_CRC"
             with m.State("TX_END"):
                 m.d.comb += [out_valid.eq(1), out_end.eq(1)]
                 with m.If(sent):

@@ -170,15 +170,15 @@ class MessageUnit(wiring.Component):
 
         # PUT and SEND write one staged word each (two halfwords): PUT rs1 as payload word `staged` + 1, SEND the
         # route header and the tag (rs2). Because SEND only gets here with rs1[NODE_BITS:] = 0, the route header is
-        # rs1's low half with the source address and length OR'ed in.
+        # rs1's low half with the source address and length OR'ed in, and the tag is OR'ed into rs1's (zero) high
+        # half: the mailbox then chooses between two halves, not three.
         sending = core.funct3 == MessageFunct3.SEND  # SEND, TRYSEND (funct7 = 1)
         route = Signal(RouteHeader)
         m.d.comb += [route.src.eq(self._address), route.len_m1.eq(staged - 1)]
         m.d.comb += [
             mailbox.put.payload.index.eq(Mux(sending, 0, staged + 1)),
             mailbox.put.payload.low.eq(core.rs1[:16] | Mux(sending, route, 0)),
-            mailbox.put.payload.high.eq(core.rs1[16:]),
-            mailbox.put.payload.tag.eq(core.rs2[:16]),
+            mailbox.put.payload.high.eq(core.rs1[16:] | Mux(sending, core.rs2[:16], 0)),
         ]
         word_written = mailbox.put.ready
 

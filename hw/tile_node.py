@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -262,20 +262,23 @@ class TileNode(wiring.Component):
                     m.d.sync += retired.eq(retired + 1)
 
         # ---- watchdog ------------------------------------------------------------------------------------------
-        # `watchdog_count` starts at 1 - round (so it needs no adder to compare with steps = high + round) and
-        # counts the steps (the chip counter's low bits all ones); expiry when it equals `period_high` at a step.
-        watchdog_count = Signal(WATCHDOG_BITS, reset_less=True)  # set whenever the tile is not running
+        # The count of steps (the chip counter's low bits all ones) starts at 1 - round, so that expiry is at the step
+        # where it reaches `period_high` (steps = high + round, no adder). It is kept inverted, as `count_left` =
+        # ~count counting down from 0xFFFE + round (all bits but bit 0 set: synchronous sets, no load multiplexer),
+        # so that count >= period_high is a bare carry chain: count_left + period_high does not carry out.
+        count_left = Signal(WATCHDOG_BITS, reset_less=True)  # loaded whenever the tile is not running
         active = (tile.state == TileState.RUNNING) | (tile.state == TileState.SLEEPING)
         waiting_to_receive = core.valid & (core.funct3 == MessageFunct3.RECV)
         kicked = ~active | waiting_to_receive | (core.valid & core.ready) | watchdog_write
         step_now = decoded.watchdog_step
+        reached = ~(count_left + period_high)[WATCHDOG_BITS]
         expired = Signal()
-        m.d.comb += expired.eq(~kicked & step_now & watchdog_on & (watchdog_count == period_high))
+        m.d.comb += expired.eq(~kicked & step_now & watchdog_on & reached)
         with m.If(kicked):
             starts_rounded = Mux(watchdog_write, decoded.watchdog_round, period_round)
-            m.d.sync += watchdog_count.eq(~starts_rounded)
+            m.d.sync += count_left.eq(Cat(starts_rounded, Const((1 << WATCHDOG_BITS - 1) - 1, WATCHDOG_BITS - 1)))
         with m.Elif(step_now):
-            m.d.sync += watchdog_count.eq(watchdog_count + 1)
+            m.d.sync += count_left.eq(count_left - 1)
         m.d.comb += [tile.fault_in_valid.eq(expired), tile.fault_in_cause.eq(Cause.WATCHDOG)]
         return m
 

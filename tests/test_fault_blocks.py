@@ -17,7 +17,7 @@ from tessera.hw.fault_reporter import FaultReporter
 from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import phase_at_reset
 from tessera.hw.noc_layouts import HOST_NODE, Flit, MessageOp, ring_length
-from tessera.hw.tile_node import FAULT_FUNCT3, TileNode
+from tessera.hw.tile_node import FAULT_FUNCT3, WATCHDOG_BITS, WATCHDOG_SHIFT, TileNode, decode_node_inputs
 from tessera.os.protocol import ConfigRegister
 from tessera.sim.fault_reporter_model import FaultReporterModel, ReporterInputs, Request
 from tessera.sim.tile_node_model import TileNodeModel
@@ -215,7 +215,36 @@ hang:
 """
 
 
-def test_tile_node_watchdog_counters_and_down_follow_the_model() -> None:
+def test_watchdog_decode_follows_the_model() -> None:
+    """The chip's one decoder of a WATCHDOG word: on = the word is not 0, and the whole steps (the word's, or all
+    ones when saturated) plus the rounding bit = the model's steps (rounded up, saturating), at the rounding and
+    saturation edges and for random words."""
+    rng = random.Random(5)
+    edges = [0, 1, 255, 256, 257, 511, 512, (1 << 24) - 512, (1 << 24) - 256, (1 << 24) - 255, 1 << 24, (1 << 32) - 1]
+    words = edges + [rng.randrange(1 << rng.randrange(1, 33)) for _ in range(300)]
+    m = Module()
+    word, cycle = Signal(32), Signal(64)
+    decoded = decode_node_inputs(m, word, cycle, TILES)
+
+    async def bench(ctx) -> None:
+        for value in words:
+            ctx.set(word, value)
+            model = TileNodeModel(num_tiles=TILES)
+            model.write_config(ConfigRegister.WATCHDOG, value)
+            assert ctx.get(decoded.watchdog_on) == (value != 0), value
+            if value:
+                whole = (value >> WATCHDOG_SHIFT) & ((1 << WATCHDOG_BITS) - 1)
+                high = (1 << WATCHDOG_BITS) - 1 if ctx.get(decoded.watchdog_saturated) else whole
+                steps = high + ctx.get(decoded.watchdog_round)
+                assert steps == model.watchdog_steps, (value, steps, model.watchdog_steps)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("period", [1000, 2560])
+def test_tile_node_watchdog_counters_and_down_follow_the_model(period: int) -> None:
     """One message served (counters), the watchdog expiring inside the model's window, DOWN(WATCHDOG) to the host."""
     model = TileNodeModel(num_tiles=TILES)
     program = assemble(SERVE_ONCE_THEN_HANG)
@@ -224,7 +253,7 @@ def test_tile_node_watchdog_counters_and_down_follow_the_model() -> None:
         await bench.load(ctx, program.words())
         model.reset_pc()
         for register, value in ((ConfigRegister.PERMISSIONS, 1 << TILES), (ConfigRegister.SUPERVISOR, HOST_NODE),
-                                (ConfigRegister.WATCHDOG, 1000)):
+                                (ConfigRegister.WATCHDOG, period)):
             await bench.control(ctx, "", value, register)
             model.write_config(register, value)
         assert model.may_send(HOST_NODE) and not model.may_send(0)

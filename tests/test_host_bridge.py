@@ -618,3 +618,23 @@ def test_crc16_two_bits_per_cycle() -> None:
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_at_least_matches_comparison() -> None:
+    """The bridge's carry-free `value >= bound` for every 6-bit value and every bound 0..64 (64: never true)."""
+    from tessera.hw.host_bridge import at_least
+
+    value = Signal(6)
+    bounds = range(65)
+    results = [Signal(name=f"at_least_{bound}") for bound in bounds]
+    m = Module()
+    m.d.comb += [result.eq(at_least(value, bound)) for result, bound in zip(results, bounds)]
+
+    async def bench(ctx):
+        for number in range(64):
+            ctx.set(value, number)
+            assert [ctx.get(result) for result in results] == [int(number >= bound) for bound in bounds], number
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
