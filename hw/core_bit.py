@@ -106,6 +106,7 @@ class _Step(enum.IntEnum):
     ALIGN = 7  # shift `dat` right by `shamt` bits (right shifts, load byte offset)
     STORE = 8  # write memory
     MESSAGE = 9  # waiting for the message unit
+    MESSAGE_DONE = 10  # the unit answered (taken into flip-flops, so its long answer path ends there): trap or rd
 
 
 class BitSerialTileCore(wiring.Component):
@@ -163,6 +164,9 @@ class BitSerialTileCore(wiring.Component):
 
         # -- state -------------------------------------------------------------------------------------
         step = Signal(_Step, init=_Step.HALTED)
+        # step == MESSAGE, kept in a flip-flop of its own: `message.valid` starts the message unit's long path to
+        # `ready` and should not begin with a decoder.
+        waiting = Signal()
         pass_b = Signal()  # the pass in progress is pass B (writes rd, moves pc)
         t = Signal(6)  # pass counter: 62, 63, then bit t is computed; ALIGN counts the bits it shifts from 32
         ir = Signal(32)
@@ -182,6 +186,7 @@ class BitSerialTileCore(wiring.Component):
         left_on = Signal()  # SLL: the shift amount has been reached, rs1's bits flow
         sign = Signal()  # a load's sign bit
         message_rs1 = Signal(32)  # rs1 for the message unit, then its result on the way to rd
+        message_fault = Signal()  # the message unit answered with a fault
         cause = Signal(5)
         pending_halt = Signal()
         pending_fault = Signal()
@@ -344,9 +349,6 @@ class BitSerialTileCore(wiring.Component):
         with m.Elif(dat_shift):
             m.d.sync += dat.eq(Cat(dat[1:], dat_in))
 
-        # The carries are set up by the first bit of a pass (`first_bit`), so they may take junk at any other time.
-        m.d.sync += [carry.eq(carry_out), pc_carry.eq(pc_bit & increment_in)]
-
         # -- the sequencer -----------------------------------------------------------------------------
         with m.Switch(step):
             with m.Case(_Step.HALTED, _Step.TRAPPED):
@@ -366,7 +368,7 @@ class BitSerialTileCore(wiring.Component):
 
             with m.Case(_Step.DECODE):
                 m.d.comb += dat_load.eq(1)  # the immediate's source (see `imm_bit`)
-                m.d.sync += ir.eq(word)
+                m.d.sync += [ir.eq(word), shamt.eq(word[20:25])]
                 with m.If(~instruction_is_legal(m, word, self._has_message_unit)):
                     trap()  # ILLEGAL_INSN
                 with m.Elif(decode_opcode(word, self._has_message_unit).system & word[13]):  # CSR reads: one pass
@@ -391,8 +393,7 @@ class BitSerialTileCore(wiring.Component):
                 with m.Else():
                     m.d.sync += [rs1_pair.eq(rs1_pair[1]), rs2_high.eq(rdat[1]), held.eq(rd_bit)]
                 with m.If(computing):
-                    # rs1 for the message unit in pass A (junk for other instructions), its result out in pass B
-                    m.d.sync += message_rs1.eq(Cat(message_rs1[1:], rs1_bit))
+                    m.d.sync += [carry.eq(carry_out), pc_carry.eq(pc_bit & increment_in)]
                 with m.If(~pass_b):
                     with m.If(computing):
                         m.d.sync += [less.eq(less_now), equal.eq(Mux(first_bit, 1, equal) & ~sum_bit)]
@@ -402,20 +403,19 @@ class BitSerialTileCore(wiring.Component):
                         with m.Else():
                             m.d.sync += outside.eq(outside | sum_bit)
                         with m.If(is_custom0):
+                            m.d.sync += message_rs1.eq(Cat(message_rs1[1:], rs1_bit))
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(rs2_bit)]
-                        with m.Elif(is_shift):  # rs1 into `dat`
+                        with m.Elif(is_shift):  # rs1 into `dat`; SLL/SRL/SRA take their amount from rs2
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(rs1_bit)]
+                            with m.If(is_op & (bit < 5)):
+                                m.d.sync += shamt.eq(Cat(shamt[1:], rs2_bit))
                         with m.Elif(~is_branch):  # the immediate (loads, stores, SLTI); a branch keeps it
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(fill)]
-                        # The shift amount: operand b's bits 0..4 (rs2 or the immediate); for a load 8 x the
-                        # byte offset, which has reached addr[byte_bits - 3] at bits 3 and 4.
-                        with m.If(bit < 5):
-                            m.d.sync += shamt.eq(Cat(shamt[1:], Mux(is_load, addr[byte_bits - 3] & (bit >= 3), b)))
                     with m.If(last):
                         with m.If(is_load | is_store):
                             m.d.sync += step.eq(_Step.CHECK)
                         with m.Elif(is_custom0):
-                            m.d.sync += step.eq(_Step.MESSAGE)
+                            m.d.sync += [step.eq(_Step.MESSAGE), waiting.eq(1)]
                         with m.Elif(is_shift & f3[2]):
                             m.d.sync += step.eq(_Step.ALIGN)  # t goes on to 32: ALIGN's bit 0
                         with m.Else():
@@ -440,6 +440,8 @@ class BitSerialTileCore(wiring.Component):
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(rs2_bit)]
                         with m.Else():
                             m.d.comb += [dat_shift.eq(1), dat_in.eq(fill)]
+                        with m.If(is_custom0):
+                            m.d.sync += message_rs1.eq(message_rs1[1:])
                         with m.If(in_width):
                             m.d.sync += sign.eq(dat[0])
                     with m.If(last):
@@ -463,7 +465,7 @@ class BitSerialTileCore(wiring.Component):
             with m.Case(_Step.CAPTURE):
                 m.d.comb += dat_load.eq(1)
                 # t has stood at 32 since pass A ended: ALIGN counts its bits from there
-                m.d.sync += step.eq(_Step.ALIGN)
+                m.d.sync += [shamt.eq(Cat(Const(0, 3), addr[0:2])), step.eq(_Step.ALIGN)]
 
             with m.Case(_Step.ALIGN):
                 with m.If(at_amount):
@@ -477,17 +479,23 @@ class BitSerialTileCore(wiring.Component):
 
             if self._has_message_unit:
                 with m.Case(_Step.MESSAGE):
-                    m.d.comb += self.message.valid.eq(1)
                     with m.If(self.message.ready):
+                        m.d.sync += [message_fault.eq(self.message.fault), step.eq(_Step.MESSAGE_DONE), waiting.eq(0)]
                         with m.If(self.message.fault):
-                            trap()  # the message unit's cause
-                        with m.Else():
-                            m.d.sync += message_rs1.eq(self.message.result)
-                            start_pass(True)
+                            m.d.sync += cause.eq(self.message.cause)
+                with m.Case(_Step.MESSAGE_DONE):
+                    with m.If(message_fault):
+                        m.d.sync += step.eq(_Step.TRAPPED)  # `cause` holds the unit's cause already
+                    with m.Else():
+                        start_pass(True)
 
         if self._has_message_unit:
+            # Outside the step switch, so that `ready` reaches the load enable through one gate.
+            with m.If(waiting & self.message.ready):
+                m.d.sync += message_rs1.eq(self.message.result)
             # The operands and function fields are only meaningful with `valid`: no gating (it costs a LUT a bit).
             m.d.comb += [
+                self.message.valid.eq(waiting),
                 self.message.funct3.eq(f3),
                 self.message.funct7.eq(ir[25:32]),
                 self.message.rs1.eq(message_rs1),
@@ -506,8 +514,6 @@ class BitSerialTileCore(wiring.Component):
             in_pass & is_system & ~ir[20],
             Const(0, 1),
         )
-        if self._has_message_unit:
-            own_cause = Mux(step == _Step.MESSAGE, self.message.cause, own_cause)
         with m.If(trapping):
             m.d.sync += cause.eq(own_cause)
 
@@ -516,16 +522,16 @@ class BitSerialTileCore(wiring.Component):
         abandonable = stopped | (step == _Step.MESSAGE)  # no side effect of the instruction has happened
         with m.If(self.reset_pc):
             m.d.sync += [pc.eq(0), pc_outside.eq(0), cause.eq(0), step.eq(_Step.HALTED)]
-            m.d.sync += [pending_halt.eq(0), pending_fault.eq(0)]
+            m.d.sync += [pending_halt.eq(0), pending_fault.eq(0), waiting.eq(0)]
         with m.Elif(self.fault_in_valid):
             m.d.sync += cause.eq(self.fault_in_cause)
             with m.If(abandonable):
-                m.d.sync += step.eq(_Step.TRAPPED)
+                m.d.sync += [step.eq(_Step.TRAPPED), waiting.eq(0)]
             with m.Else():
                 m.d.sync += pending_fault.eq(1)
         with m.Elif(self.halt & ~stopped):
             with m.If(step == _Step.MESSAGE):
-                m.d.sync += step.eq(_Step.HALTED)
+                m.d.sync += [step.eq(_Step.HALTED), waiting.eq(0)]
             with m.Else():
                 m.d.sync += pending_halt.eq(1)
 

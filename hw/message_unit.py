@@ -162,11 +162,12 @@ class MessageUnit(wiring.Component):
         left = Signal(TIMEOUT_BITS, init=(1 << TIMEOUT_BITS) - 1)
         with m.If(~active | core.ready):
             m.d.sync += timing.eq(0)
-        with m.If(timing):
-            m.d.sync += left.eq(left - 1)
-        with m.Else():
-            m.d.sync += left.eq(left.init)
-        timed_out = ~(core.rs1[:TIMEOUT_BITS] + left)[TIMEOUT_BITS]
+        left_next = Signal.like(left)
+        m.d.comb += left_next.eq(Mux(timing, left - 1, left.init))
+        m.d.sync += left.eq(left_next)
+        # Compared with the next cycle's `left` and registered, so that no carry chain lies on `ready`'s path.
+        timed_out = Signal()
+        m.d.sync += timed_out.eq(~(core.rs1[:TIMEOUT_BITS] + left_next)[TIMEOUT_BITS])
 
         # PUT and SEND write one staged word each (two halfwords): PUT rs1 as payload word `staged` + 1, SEND the
         # route header and the tag (rs2). Because SEND only gets here with rs1[NODE_BITS:] = 0, the route header is
@@ -226,13 +227,24 @@ class MessageUnit(wiring.Component):
             | (is_recv & timed & ~upper_rs1_zero)
             | (is_get & (mailbox.unread == 0))
         )
+        # The checks are deep (decode, permission lookup, operand tests), so they are registered and an instruction
+        # is answered from its second cycle on (`checked`): no path runs from the operands through them to `ready`.
+        # The operands are stable while `valid`; the unit state the checks read (staged, unread) changes only in a
+        # `ready` cycle, after which `cooldown` makes the next instruction start unchecked again.
+        # `checked_faulty` / `checked_ok`: the instruction was under way in the previous cycle too, and its checks
+        # failed / passed then.
+        checked_faulty = Signal()
+        checked_ok = Signal()
+        fault_cause = Signal(5)
         faulty = illegal | denied | malformed
-        with m.If(active & faulty):
-            m.d.comb += [
-                core.fault.eq(1),
-                core.cause.eq(Mux(illegal, Cause.ILLEGAL_INSN, Mux(denied, Cause.SEND_DENIED, Cause.MESSAGE_FAULT))),
-            ]
-        go = active & ~faulty
+        m.d.sync += [
+            checked_faulty.eq(active & ~core.ready & faulty),
+            checked_ok.eq(active & ~core.ready & ~faulty),
+            fault_cause.eq(Mux(illegal, Cause.ILLEGAL_INSN, Mux(denied, Cause.SEND_DENIED, Cause.MESSAGE_FAULT))),
+        ]
+        with m.If(active & checked_faulty):
+            m.d.comb += [core.fault.eq(1), core.cause.eq(fault_cause)]
+        go = active & checked_ok
         has_message = mailbox.count != 0
         writes = (is_put | is_send) & ~in_flight
         reads = is_get | (is_recv & has_message)
@@ -240,7 +252,7 @@ class MessageUnit(wiring.Component):
             mailbox.put.valid.eq(go & writes),
             mailbox.read.valid.eq(go & reads),
             core.ready.eq(
-                (active & faulty)
+                (active & checked_faulty)
                 | (go & writes & word_written)
                 | (go & reads & mailbox.read.ready)
                 | (go & is_query)

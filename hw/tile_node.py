@@ -269,7 +269,10 @@ class TileNode(wiring.Component):
         count_left = Signal(WATCHDOG_BITS, reset_less=True)  # loaded whenever the tile is not running
         active = (tile.state == TileState.RUNNING) | (tile.state == TileState.SLEEPING)
         waiting_to_receive = core.valid & (core.funct3 == MessageFunct3.RECV)
-        kicked = ~active | waiting_to_receive | (core.valid & core.ready) | watchdog_write
+        # A completed message instruction restarts the count one cycle late, from a flip-flop: `ready` is a long path
+        message_done = Signal()
+        m.d.sync += message_done.eq(core.valid & core.ready)
+        kicked = ~active | waiting_to_receive | message_done | watchdog_write
         step_now = decoded.watchdog_step
         reached = ~(count_left + period_high)[WATCHDOG_BITS]
         expired = Signal()

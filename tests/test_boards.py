@@ -206,3 +206,15 @@ def test_real_chip_smallest_configuration_on_the_icestick(capsys) -> None:
         assert "error: icestick with 1 tiles does not fit: ICESTORM_LC" in err or "misses timing" in err
     else:
         assert exit_code == 0 and "bitstream: build/boards/icestick/tessera.bin" in out
+
+
+@pytest.mark.slow
+def test_icebreaker_default_configuration_fits_and_meets_timing(capsys) -> None:
+    """CI builds the iCEBreaker's default configuration (its default tile count of bit-core tiles, the host link,
+    the I/O node and its LEDs and button) and fails when it does not fit or misses the board's clock."""
+    board = BOARDS["icebreaker"]
+    exit_code = build.main(["--board", "icebreaker"])
+    out, err = capsys.readouterr()
+    assert exit_code == 0, err
+    assert f"{board.default_tiles} bit-core tiles" in out
+    assert "meets timing" in out and "bitstream: build/boards/icebreaker/tessera.bin" in out
