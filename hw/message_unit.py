@@ -242,9 +242,10 @@ class MessageUnit(wiring.Component):
             checked_ok.eq(active & ~core.ready & ~faulty),
             fault_cause.eq(Mux(illegal, Cause.ILLEGAL_INSN, Mux(denied, Cause.SEND_DENIED, Cause.MESSAGE_FAULT))),
         ]
-        with m.If(active & checked_faulty):
+        # A checked instruction was not answered in the previous cycle, so `cooldown` is 0: only `valid` is needed.
+        with m.If(core.valid & checked_faulty):
             m.d.comb += [core.fault.eq(1), core.cause.eq(fault_cause)]
-        go = active & checked_ok
+        go = core.valid & checked_ok
         has_message = mailbox.count != 0
         writes = (is_put | is_send) & ~in_flight
         reads = is_get | (is_recv & has_message)
@@ -252,7 +253,7 @@ class MessageUnit(wiring.Component):
             mailbox.put.valid.eq(go & writes),
             mailbox.read.valid.eq(go & reads),
             core.ready.eq(
-                (active & checked_faulty)
+                (core.valid & checked_faulty)
                 | (go & writes & word_written)
                 | (go & reads & mailbox.read.ready)
                 | (go & is_query)
