@@ -25,7 +25,15 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from tessera.boards.board_top import io_pins
-from tessera.boards.build import BOARDS, DEFAULT_BAUD, DEFAULT_CORE, DEFAULT_MAILBOX_DEPTH, DEFAULT_MEM_BYTES, make_chip
+from tessera.boards.build import (
+    DEFAULT_BAUD,
+    DEFAULT_CORE,
+    DEFAULT_MAILBOX_DEPTH,
+    DEFAULT_MEM_BYTES,
+    add_board_arguments,
+    chosen_board,
+    make_chip,
+)
 from tessera.boards.synth import PROJECT_ROOT, SynthError, run_tool
 from tessera.hw.tile import CORES
 
@@ -90,14 +98,10 @@ def format_table(areas: Mapping[str, ModuleArea], tiles: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--board", choices=sorted(BOARDS), default="icebreaker")
-    parser.add_argument("--tiles", type=int, help="tile count (default: the board's)")
+    add_board_arguments(parser)
     parser.add_argument("--core", choices=CORES, default=DEFAULT_CORE, help="the tile core (docs/core.md)")
     args = parser.parse_args(argv)
-    board = BOARDS[args.board]
-    tiles = args.tiles if args.tiles is not None else board.default_tiles
-    if tiles < 1:
-        parser.error(f"--tiles {tiles}: at least one tile is needed")
+    board, tiles = chosen_board(parser, args)
     chip = make_chip(tile_count=tiles, mem_bytes=DEFAULT_MEM_BYTES, mailbox_depth=DEFAULT_MAILBOX_DEPTH,
                      clock_hz=round(board.default_mhz * 1e6), baud=DEFAULT_BAUD, core=args.core, **io_pins(board))
     print(f"[area] {board.name}: {tiles} {args.core}-core tiles, synth_ice40 -noflatten", file=sys.stderr, flush=True)

@@ -273,10 +273,24 @@ def format_report(result: BuildResult) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_board_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--board` and `--tiles`, as every command that elaborates a board chip takes them (see `chosen_board`)."""
     parser.add_argument("--board", choices=sorted(BOARDS), default="icebreaker")
     parser.add_argument("--tiles", type=int, help="tile count (default: the board's)")
+
+
+def chosen_board(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Board, int]:
+    """The board and tile count `add_board_arguments` parsed (the board's default count unless given)."""
+    board = BOARDS[args.board]
+    tiles = args.tiles if args.tiles is not None else board.default_tiles
+    if tiles < 1:
+        parser.error(f"--tiles {tiles}: at least one tile is needed")
+    return board, tiles
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_board_arguments(parser)
     parser.add_argument("--mhz", type=float, help="target clock in MHz (default: the board's)")
     parser.add_argument("--mem-bytes", type=int, default=DEFAULT_MEM_BYTES, help="tile memory size")
     parser.add_argument("--mailbox-depth", type=int, default=DEFAULT_MAILBOX_DEPTH)
@@ -284,10 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="nextpnr placement seed")
     parser.add_argument("--core", choices=CORES, default=DEFAULT_CORE, help="the tile core (docs/core.md)")
     args = parser.parse_args(argv)
-    board = BOARDS[args.board]
-    tiles = args.tiles if args.tiles is not None else board.default_tiles
-    if tiles < 1:
-        parser.error(f"--tiles {tiles}: at least one tile is needed")
+    board, tiles = chosen_board(parser, args)
     try:
         result = build(board, tiles, mhz=args.mhz, mem_bytes=args.mem_bytes, mailbox_depth=args.mailbox_depth,
                        baud=args.baud, seed=args.seed, core=args.core)
