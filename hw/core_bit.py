@@ -9,7 +9,7 @@ Microarchitecture (docs/core.md, "The bit-serial core", has the reasoning and th
 - Every instruction is one or two uniform *passes* of 34 cycles: two cycles that start the register-file
   reads, then 32 cycles that each handle one bit, least significant first, through a 1-bit adder with a carry
   flip-flop. Pass A (compares, addresses, operand capture) never writes anything architectural; pass B writes
-  rd and moves pc. Everything that can trap is decided before pass B starts or in its second cycle, before
+  rd and moves pc. Everything that can trap is decided before pass B starts or in its lead cycles, before
   its first write.
 - The register file is one block RAM of 512 x 2 bits (address = register * 16 + bit pair). Reads alternate
   rs1 and rs2 pairs, so both sources arrive at one bit per cycle; rd is written a pair at a time, after
@@ -187,6 +187,7 @@ class BitSerialTileCore(wiring.Component):
         sign = Signal()  # a load's sign bit
         message_rs1 = Signal(32)  # rs1 for the message unit, then its result on the way to rd
         message_fault = Signal()  # the message unit answered with a fault
+        illegal = Signal()  # the instruction decoded last is illegal (the first cycle of its pass traps)
         cause = Signal(5)
         pending_halt = Signal()
         pending_fault = Signal()
@@ -219,10 +220,13 @@ class BitSerialTileCore(wiring.Component):
         bit = t[0:5]  # the bit position computed in this cycle
         computing = ~t[5]
         # In a pass t is 62, 63 or a bit number, so these look at fewer bits of t than a full comparison.
-        first_bit = bit == 0  # (used only while computing)
         last = computing & (bit == 31)
         lead_first = t[5] & ~t[0]  # t = PASS_START
         lead_last = t[5] & t[0]  # rs1's first pair arrives; nothing has been computed yet
+        # Bit 0 is computed now (used only while computing). A flip-flop, not a decode of t: it starts the carry
+        # into the adder, whose sum feeds nearly every register (t = 63 is always followed by t = 0 in a pass).
+        first_bit = Signal()
+        m.d.sync += first_bit.eq(lead_last)
 
         # -- the immediate's bit `bit` ---------------------------------------------------------------------
         # DECODE loads the instruction word into `dat` too, and every pass that uses an immediate shifts `dat`
@@ -231,22 +235,28 @@ class BitSerialTileCore(wiring.Component):
         # (I; S and B from bit 5; J's bits 1..10 and from 20), dat[7] (S and B below bit 5), dat[0] (U from
         # bit 12; J's bits 12..19). Only B's bit 11 (word[7]) and J's bit 11 (word[20]) have left `dat` by
         # then: they come from the instruction register. Branches do not shift `dat` in their pass A.
+        # `imm_bit` is a flip-flop loaded one cycle ahead (the format and bit-range decode is off the adder's
+        # path, which it had led): in the lead cycles with bit 0 from the unshifted taps; while bit k is
+        # computed with bit k + 1 from the taps one place up (every pass that uses the immediate shifts `dat`
+        # in each of its bits, so they hold what the taps will hold).
         in_pass = step == _Step.PASS
         format_sb = is_store | is_branch
         format_u = is_lui | is_auipc
         imm_bit = Signal()
-        with m.If(format_u):
-            m.d.comb += imm_bit.eq(Mux(bit < 12, 0, dat[0]))
-        with m.Elif((bit == 0) & (is_branch | is_jal)):
-            m.d.comb += imm_bit.eq(0)
-        with m.Elif(bit == 11):
-            m.d.comb += imm_bit.eq(Mux(is_branch, ir[7], Mux(is_jal, ir[20], dat[20])))
-        with m.Elif(format_sb & (bit < 5)):
-            m.d.comb += imm_bit.eq(dat[7])
-        with m.Elif(is_jal & (bit >= 12) & (bit < 20)):
-            m.d.comb += imm_bit.eq(dat[0])
+        imm_next = Signal()
+        m.d.sync += imm_bit.eq(imm_next)
+        with m.If(~computing):  # bit 0 comes next
+            m.d.comb += imm_next.eq(Mux(format_u | is_branch | is_jal, 0, Mux(is_store, dat[7], dat[20])))
+        with m.Elif(format_u):
+            m.d.comb += imm_next.eq(Mux(bit.matches("00---", "0100-", "01010"), 0, dat[1]))  # < 11
+        with m.Elif(bit == 10):
+            m.d.comb += imm_next.eq(Mux(is_branch, ir[7], Mux(is_jal, ir[20], dat[21])))
+        with m.Elif(format_sb & bit.matches("000--")):
+            m.d.comb += imm_next.eq(dat[8])
+        with m.Elif(is_jal & bit.matches("01011", "011--", "1000-", "10010")):  # 11..18
+            m.d.comb += imm_next.eq(dat[1])
         with m.Else():
-            m.d.comb += imm_bit.eq(dat[20])
+            m.d.comb += imm_next.eq(dat[21])
 
         # -- operands and the 1-bit ALU ----------------------------------------------------------------
         rs1_bit = rs1_pair[0]
@@ -369,13 +379,11 @@ class BitSerialTileCore(wiring.Component):
             with m.Case(_Step.DECODE):
                 m.d.comb += dat_load.eq(1)  # the immediate's source (see `imm_bit`)
                 m.d.sync += [ir.eq(word), shamt.eq(word[20:25])]
-                with m.If(~instruction_is_legal(m, word, self._has_message_unit)):
-                    trap()  # ILLEGAL_INSN
-                with m.Elif(decode_opcode(word, self._has_message_unit).system & word[13]):  # CSR reads: one pass
-                    start_pass(True)
-                with m.Else():
-                    # Pass A first; an instruction that needs no pass A switches to B in the pass's first cycle.
-                    start_pass(False)
+                # Pass A first; an instruction that needs no pass A switches to B in the pass's first cycle. CSR
+                # reads are one pass. The legality check starts at the memory's output and is long: it only loads
+                # `illegal`, and the pass's first cycle traps (before anything is written).
+                start_pass(decode_opcode(word, self._has_message_unit).system & word[13])
+                m.d.sync += illegal.eq(~instruction_is_legal(m, word, self._has_message_unit))
 
             with m.Case(_Step.PASS):
                 # A counter read (cycle(h)/time(h); mhartid has CSR bit 9 set) holds its first lead cycle until
@@ -388,6 +396,8 @@ class BitSerialTileCore(wiring.Component):
                     m.d.sync += outside.eq(0)
                     with m.If(~two_pass):
                         m.d.sync += pass_b.eq(1)
+                    with m.If(illegal):
+                        trap()  # ILLEGAL_INSN
                 with m.If(t[0]):
                     m.d.sync += rs1_pair.eq(rdat)
                 with m.Else():
@@ -503,15 +513,16 @@ class BitSerialTileCore(wiring.Component):
             ]
 
         # The cause of a trap the core raises follows from the step that raises it, so `cause` needs no
-        # multiplexer input per trap site: FETCH: FETCH_FAULT (1); DECODE: ILLEGAL_INSN (2); PASS: ECALL (11) or
-        # BREAKPOINT (3) for SYSTEM, else INSN_MISALIGNED (0); CHECK: 0b1 store outside (LOAD_MISALIGNED 4 ..
-        # STORE_FAULT 7, misaligned winning); MESSAGE: the message unit's cause.
+        # multiplexer input per trap site: FETCH: FETCH_FAULT (1); PASS: ILLEGAL_INSN (2) if `illegal`, else
+        # ECALL (11) or BREAKPOINT (3) for SYSTEM, else INSN_MISALIGNED (0); CHECK: 0b1 store outside
+        # (LOAD_MISALIGNED 4 .. STORE_FAULT 7, misaligned winning); MESSAGE: the message unit's cause.
         in_check = step == _Step.CHECK
+        system_stop = in_pass & is_system & ~illegal
         own_cause = Cat(
-            (step == _Step.FETCH) | (in_pass & is_system) | (in_check & ~access_misaligned),
-            (step == _Step.DECODE) | (in_pass & is_system) | (in_check & is_store),
+            (step == _Step.FETCH) | system_stop | (in_check & ~access_misaligned),
+            (in_pass & (is_system | illegal)) | (in_check & is_store),
             in_check,
-            in_pass & is_system & ~ir[20],
+            system_stop & ~ir[20],
             Const(0, 1),
         )
         with m.If(trapping):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,21 +15,28 @@ from tessera.hw.noc_layouts import NODE_BITS, MessageFunct3
 class FaultReporter(wiring.Component):
     """Watches the core's state; when it enters TRAPPED with any cause but BREAKPOINT, sends DOWN(cause, pc, detail).
 
-    Ports: `state`, `cause`, `pc` (the core's status), `detail` (msg.fault's reason as the node keeps it: 0 unless
-    the stop is an ASSERTION), `supervisor` + `supervisor_valid` (where DOWN goes; no message when not valid),
-    `core` (the core's message requests, msg.fault already taken out by the node), `net` (to the message unit's
-    core port), `busy` (the reporter owns `net`), `discard` (pulse: drop the words the tile had staged, so they do
-    not become part of the DOWN message), `widen` / `restore` (pulses: the node opens the unit's send
-    permissions for the DOWN message, sent to the supervisor only, and puts the tile's own set back afterwards).
+    Ports: `state`, `cause`, `pc` (the core's status), `detail` (the reason of the tile's last msg.fault, sent for
+    an ASSERTION stop; 0 is sent for every other cause), `supervisor` + `supervisor_valid` (where DOWN goes; no
+    message when not valid), `core` (the core's message requests, msg.fault already taken out by the node), `net`
+    (to the message unit's core port), `busy` (the reporter owns `net`; the node lets the unit's SEND reach any node
+    meanwhile, as the report's only SEND goes to the supervisor), `discard` (drop the words staged in the unit: at
+    the start of a report, so the tile's words do not become part of the DOWN message, and while an abandoned
+    report finishes its operation, so the report's words do not become part of the tile's next message).
 
     While idle, `net` carries the core's requests and the unit's answers go back unchanged. While busy, the
-    reporter drives `net` exactly as a core does and the core's requests wait (`core.ready` = 0).
+    reporter drives `net` exactly as a core does (valid held until ready: PUT cause, PUT pc, PUT detail, SEND to the
+    supervisor with DOWN_TAG) and the core's requests wait (`core.ready` = 0).
 
-    Contract: each entry into TRAPPED is reported at most once (a stop is taken while the reporter is idle; a
-    second stop during a report is taken when the first is sent, if the tile is still TRAPPED then). The core is
-    stopped while the message is built, so the report needs no core cycles. If the unit refuses an operation
-    (it cannot: the staging is emptied first and the supervisor is permitted) the report is abandoned, never
-    retried forever.
+    The words are read live from `cause`, `pc` and `detail`, which do not change while the core stays TRAPPED (it
+    leaves only on the host's `run` or `reset_pc`). Each operation is taken as part of the report only if the tile
+    was TRAPPED, in the same stay, through the cycle the unit completed it. Contract: each entry into TRAPPED is
+    reported at most once. A stop is taken while the reporter is idle; if the tile leaves TRAPPED before the SEND
+    has started, the report is abandoned: the operation under way is completed (valid stays up until ready), the
+    staged words are dropped and nothing is sent, so a stop that the host ends before its DOWN was sent may go
+    unreported (a SEND already under way completes: its words are the stop's). A stop that begins during a report
+    is taken when the reporter is idle again, if the tile is still TRAPPED then. The core is stopped while
+    the message is built, so the report needs no core cycles. If the unit refuses an operation (it cannot: the
+    staging is emptied first and the supervisor may be reached) the report is abandoned, never retried forever.
     """
 
     def __init__(self) -> None:
@@ -45,58 +52,53 @@ class FaultReporter(wiring.Component):
                 "net": Out(MessagePortSignature),
                 "busy": Out(1),
                 "discard": Out(1),
-                "widen": Out(1),
-                "restore": Out(1),
             }
         )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         net, core = self.net, self.core
-        taken = Signal()  # this stay in TRAPPED has been looked at already
-        # The stop as it was taken (read only during the report that follows).
-        cause = Signal(5, reset_less=True)
-        pc = Signal(32, reset_less=True)
-        detail = Signal(DETAIL_BITS, reset_less=True)
-        trapped = self.state == TileState.TRAPPED
-        with m.If(~trapped):
-            m.d.sync += taken.eq(0)
-
-        # The report's steps, one-hot (each drives its own operand bits directly: no decoder).
-        opening, put_cause, put_pc, put_detail, send, restoring = steps = [Signal(name=n) for n in (
-            "opening", "put_cause", "put_pc", "put_detail", "send", "restoring")]
-        busy = Signal()  # = opening | operating | restoring, kept as a flip-flop of its own (no 6-input OR)
-        operating = busy & ~opening & ~restoring  # = put_cause | put_pc | put_detail | send
+        # The report's operations, one-hot: each selects its own operand bits (no decoder); none set = idle.
+        put_cause, put_pc, put_detail, send = steps = [
+            Signal(name=name) for name in ("put_cause", "put_pc", "put_detail", "send")
+        ]
+        busy = Cat(*steps).any()
         m.d.comb += self.busy.eq(busy)
-        with m.If(restoring):
-            m.d.sync += busy.eq(0)
-        m.d.comb += [self.discard.eq(opening), self.widen.eq(opening), self.restore.eq(restoring)]
-        advance = Signal()
-        m.d.comb += advance.eq(opening | (operating & net.ready))
-        with m.If(advance):
-            for earlier, later in zip(steps, steps[1:]):
-                m.d.sync += later.eq(earlier)
-            m.d.sync += opening.eq(0)
-        with m.If(restoring | (operating & net.ready & net.fault)):
-            m.d.sync += [put_cause.eq(0), put_pc.eq(0), put_detail.eq(0), send.eq(0), restoring.eq(0)]
-        with m.If(operating & net.ready & net.fault):
-            m.d.sync += restoring.eq(1)
+        trapped = self.state == TileState.TRAPPED
+        # `taken`: this stay in TRAPPED has been looked at (set when the reporter looks, cleared once it ends), so a
+        # report under way is still about the current stay exactly while `trapped & taken`.
+        taken = Signal()
+        m.d.sync += taken.eq(trapped & (taken | ~busy))
+        staying = trapped & taken
+        start = ~busy & trapped & ~taken & self.supervisor_valid & (self.cause != Cause.BREAKPOINT)
 
-        with m.If(~busy & trapped & ~taken):
-            m.d.sync += [taken.eq(1), cause.eq(self.cause), pc.eq(self.pc), detail.eq(self.detail)]
-            with m.If(self.supervisor_valid & (self.cause != Cause.BREAKPOINT)):
-                m.d.sync += [opening.eq(1), busy.eq(1)]
+        # The end of an operation (net.ready) moves to the next one, or ends the report after the SEND, after a
+        # refusal, or when the stay has ended. (While idle, net.ready answers the core and the steps stay clear.)
+        goes_on = staying & ~net.fault
+        with m.If(net.ready):
+            m.d.sync += [
+                put_cause.eq(0),
+                put_pc.eq(put_cause & goes_on),
+                put_detail.eq(put_pc & goes_on),
+                send.eq(put_detail & goes_on),
+            ]
+        with m.If(start):
+            m.d.sync += put_cause.eq(1)
+        m.d.comb += self.discard.eq(start | (busy & ~send & ~staying))
 
-        # The unit's port: the core's requests, or the report's operations (PUT cause, pc, detail; SEND).
+        # The unit's port: the core's requests, or the report's operations. Only the pc word has bits above the
+        # low byte, so most operand bits choose between two sources.
+        detail = Mux(self.cause == Cause.ASSERTION, self.detail, 0)
         operand = (
-            Mux(put_cause, cause, 0)
-            | Mux(put_pc, pc, 0)
+            Mux(put_cause, self.cause, 0)
+            | Mux(put_pc, self.pc, 0)
             | Mux(put_detail, detail, 0)
             | Mux(send, self.supervisor, 0)
         )
+        assert MessageFunct3.PUT == 0 and MessageFunct3.SEND == 1
         m.d.comb += [
-            net.valid.eq(Mux(busy, operating, core.valid)),
-            net.funct3.eq(Mux(busy, Mux(send, MessageFunct3.SEND, MessageFunct3.PUT), core.funct3)),
+            net.valid.eq(busy | core.valid),
+            net.funct3.eq(Mux(busy, send, core.funct3)),
             net.funct7.eq(Mux(busy, 0, core.funct7)),
             net.rs1.eq(Mux(busy, operand, core.rs1)),
             net.rs2.eq(Mux(busy, DOWN_TAG, core.rs2)),

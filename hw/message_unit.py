@@ -87,6 +87,9 @@ class MessageUnit(wiring.Component):
                 # Pulse: forget the staged (not yet sent) words. The tile node uses it when the tile restarts or
                 # reports a fault, so a half-built message never leaks into the next one.
                 "discard": In(1),
+                # While 1, SEND may go to any node whatever the permission set: the tile node raises it while its fault
+                # reporter owns `core`, whose only SEND is the DOWN message to the tile's supervisor (a node address).
+                "send_anywhere": In(1),
             }
         )
         #: The ring stop and the mailbox (public so that tests can watch their ports).
@@ -148,10 +151,13 @@ class MessageUnit(wiring.Component):
         m.d.comb += dest_allowed.eq(
             upper_rs1_zero
             & (core.rs1[NODE_BITS:TIMEOUT_BITS] == 0)
-            & Mux(
-                dest == HOST_NODE,
-                permitted[self._num_tiles],
-                (dest < self._num_tiles) & permitted.bit_select(dest[:tile_bits], 1),
+            & (
+                Mux(
+                    dest == HOST_NODE,
+                    permitted[self._num_tiles],
+                    (dest < self._num_tiles) & permitted.bit_select(dest[:tile_bits], 1),
+                )
+                | self.send_anywhere
             )
         )
 

@@ -175,11 +175,8 @@ class TileNode(wiring.Component):
 
         word = control.config_data
         decoded = self.decoded if self._shared_decode else decode_node_inputs(m, word, self.cycle, self._num_tiles)
-        permitted = Signal(self._num_tiles + 1)
         supervisor = Signal(NODE_BITS, reset_less=True)  # read only while `supervisor_valid`
         supervisor_valid = Signal()
-        with m.If(config_write(ConfigRegister.PERMISSIONS)):
-            m.d.sync += permitted.eq(word)
         with m.If(config_write(ConfigRegister.SUPERVISOR)):
             m.d.sync += [supervisor.eq(word), supervisor_valid.eq(decoded.supervisor_valid)]
 
@@ -198,23 +195,22 @@ class TileNode(wiring.Component):
                 watchdog_on.eq(decoded.watchdog_on),
             ]
 
-        # The unit's permission register follows `permitted`, opened to every node for a DOWN report (whose only
-        # message goes to the supervisor, a node address; the core's own instructions wait meanwhile).
-        permissions_write = config_write(ConfigRegister.PERMISSIONS)
+        # The unit keeps the one copy of the permission set. A DOWN report needs no change to it: while the reporter
+        # owns the unit's port (the core's own instructions wait), its SEND may reach any node, and its only SEND
+        # goes to the supervisor, a node address.
         m.d.comb += [
-            unit.permissions.we.eq(permissions_write | reporter.widen | reporter.restore),
-            unit.permissions.data.eq(Mux(permissions_write, word, permitted | reporter.widen.replicate(len(permitted)))),
+            unit.permissions.we.eq(config_write(ConfigRegister.PERMISSIONS)),
+            unit.permissions.data.eq(word),
+            unit.send_anywhere.eq(reporter.busy),
         ]
 
         # ---- the core's message port: msg.fault here, the rest to the unit through the reporter -----------------
         core = tile.message
         port = reporter.core
         is_fault_op = core.funct3 == FAULT_FUNCT3
-        # msg.fault's reason, 0 again from the next run: so it is the detail of an ASSERTION stop and 0 otherwise.
-        detail = Signal(DETAIL_BITS, reset_less=True)  # a tile runs (which clears it) before it can trap
-        with m.If(control.run | control.reset_pc):
-            m.d.sync += detail.eq(0)
-        with m.Elif(core.valid & is_fault_op & (core.funct7 == 0)):
+        # The last msg.fault's reason: the reporter sends it for an ASSERTION stop, which only msg.fault causes.
+        detail = Signal(DETAIL_BITS, reset_less=True)  # read only for an ASSERTION stop, after a msg.fault wrote it
+        with m.If(core.valid & is_fault_op & (core.funct7 == 0)):
             m.d.sync += detail.eq(core.rs1)
         m.d.comb += [
             port.valid.eq(core.valid & ~is_fault_op),

@@ -4,6 +4,7 @@ tessera.sim.fault_reporter_model) and TileNode (on a ring with a host unit, agai
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 from amaranth.hdl import Module, Signal
@@ -16,6 +17,7 @@ from tessera.firmware.isa import encode_r
 from tessera.hw.fault_reporter import FaultReporter
 from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import phase_at_reset
+from tessera.hw.down_message import DOWN_TAG
 from tessera.hw.noc_layouts import HOST_NODE, Flit, MessageOp, ring_length
 from tessera.hw.tile_node import FAULT_FUNCT3, WATCHDOG_BITS, WATCHDOG_SHIFT, TileNode, decode_node_inputs
 from tessera.os.protocol import ConfigRegister
@@ -26,62 +28,40 @@ STATES = list(TileState)
 CAUSES = list(Cause)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fault_reporter_matches_model_cycle_by_cycle(seed: int) -> None:
-    """Random core status (stops with every cause, stops during a report, supervisors valid or not), random core
-    requests and a random message unit (0..3 cycles per operation, some refused): every output equals the
-    model's in every cycle, whether the port carries the core's requests or the report's."""
-    rng = random.Random(seed)
+Drive = Callable[[int], tuple[ReporterInputs, Request]]
+Answer = Callable[[int, Request, bool], tuple[bool, bool]]
+
+
+def run_reporter_against_model(drive: Drive, answer: Answer, cycles: int) -> list[dict]:
+    """FaultReporter and FaultReporterModel side by side for `cycles` cycles: `drive(cycle)` gives the inputs and
+    the core's request, `answer(cycle, net, busy)` the unit's (ready, fault) to the request the port carries. Every
+    output must equal the model's in every cycle; returns what happened in each cycle (for the caller's checks)."""
     dut = FaultReporter()
     model = FaultReporterModel()
-    counts = {"reports": 0, "refused": 0, "passed": 0}
+    trace: list[dict] = []
 
     async def bench(ctx) -> None:
-        inputs = ReporterInputs(TileState.HALTED, 0, 0, 0, HOST_NODE, True)
-        request = Request(False)
-        wait = 0
-        for cycle in range(6000):
-            if rng.random() < 0.08:  # the core's status changes now and then, often to TRAPPED
-                state = rng.choice([TileState.TRAPPED, TileState.TRAPPED, *STATES])
-                inputs = ReporterInputs(state, rng.choice(CAUSES), rng.randrange(1 << 32), rng.randrange(1 << 8),
-                                        rng.choice([HOST_NODE, rng.randrange(1 << 7)]), rng.random() < 0.8)
-            if rng.random() < 0.2:  # the core's own requests, also while a report owns the port
-                request = Request(rng.random() < 0.5, rng.randrange(8), rng.randrange(1 << 7),
-                                  rng.randrange(1 << 32), rng.randrange(1 << 32))
+        for cycle in range(cycles):
+            inputs, request = drive(cycle)
             for name in ("state", "cause", "pc", "detail", "supervisor", "supervisor_valid"):
                 ctx.set(getattr(dut, name), getattr(inputs, name))
             for name in ("valid", "funct3", "funct7", "rs1", "rs2"):
                 ctx.set(getattr(dut.core, name), getattr(request, name))
             expected = model.outputs(inputs, request)
-            got = (ctx.get(dut.busy), ctx.get(dut.discard), ctx.get(dut.widen), ctx.get(dut.restore))
-            assert got == (expected.busy, expected.discard, expected.widen, expected.restore), \
-                f"cycle {cycle}: RTL {got}, model {expected}"
+            got = (ctx.get(dut.busy), ctx.get(dut.discard))
+            assert got == (expected.busy, expected.discard), f"cycle {cycle}: RTL {got}, model {expected}"
             net = Request(*(ctx.get(getattr(dut.net, name)) for name in ("valid", "funct3", "funct7", "rs1", "rs2")))
-            if expected.busy and not expected.net.valid:
-                assert not net.valid, f"cycle {cycle}: RTL {net}, model {expected}"
-            else:
-                assert net == expected.net, f"cycle {cycle}: RTL {net}, model {expected}"
-            ready = fault = False
-            if net.valid:
-                if wait == 0:
-                    wait = rng.randrange(1, 5)
-                wait -= 1
-                ready = wait == 0
-                fault = ready and rng.random() < 0.05
-                result = rng.randrange(1 << 32)
-                ctx.set(dut.net.result, result)
-                if expected.busy:
-                    counts["refused"] += fault
-                    counts["reports"] += ready and not fault and net.funct3 == MessageOp.SEND.funct3
-                else:
-                    counts["passed"] += ready
-            ctx.set(dut.net.ready, ready)
-            ctx.set(dut.net.fault, fault)
-            ctx.set(dut.net.cause, Cause.MESSAGE_FAULT if fault else 0)
-            answer = (ctx.get(dut.core.ready), ctx.get(dut.core.fault), ctx.get(dut.core.cause))
-            assert answer == (ready and not expected.busy, fault, Cause.MESSAGE_FAULT if fault else 0), cycle
-            if net.valid:
-                assert ctx.get(dut.core.result) == result, cycle
+            assert net == expected.net, f"cycle {cycle}: RTL {net}, model {expected}"
+            ready, fault = answer(cycle, net, expected.busy) if net.valid else (False, False)
+            result = cycle * 0x9E3779B1 & 0xFFFFFFFF
+            for name, value in (("ready", ready), ("fault", fault), ("result", result),
+                                ("cause", Cause.MESSAGE_FAULT if fault else 0)):
+                ctx.set(getattr(dut.net, name), value)
+            answer_to_core = (ctx.get(dut.core.ready), ctx.get(dut.core.fault), ctx.get(dut.core.cause))
+            assert answer_to_core == (ready and not expected.busy, fault, Cause.MESSAGE_FAULT if fault else 0), cycle
+            assert ctx.get(dut.core.result) == result, cycle
+            trace.append({"inputs": inputs, "busy": expected.busy, "discard": expected.discard, "net": net,
+                          "ready": ready, "fault": fault})
             await ctx.tick()
             model.clock(inputs, ready, fault)
 
@@ -89,7 +69,95 @@ def test_fault_reporter_matches_model_cycle_by_cycle(seed: int) -> None:
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    assert counts["reports"] > 20 and counts["refused"] > 0 and counts["passed"] > 20, counts
+    return trace
+
+
+def random_unit(rng: random.Random, refusals: float) -> Answer:
+    """A message unit answering each operation after 1..4 cycles, refusing a fraction `refusals` of them."""
+    wait = 0
+
+    def answer(cycle: int, net: Request, busy: bool) -> tuple[bool, bool]:
+        nonlocal wait
+        if wait == 0:
+            wait = rng.randrange(1, 5)
+        wait -= 1
+        return wait == 0, wait == 0 and rng.random() < refusals
+
+    return answer
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fault_reporter_matches_model_cycle_by_cycle(seed: int) -> None:
+    """Random core status (stops with every cause, stops ending or starting again during a report, supervisors
+    valid or not), random core requests and a random message unit (1..4 cycles per operation, some refused): every
+    output equals the model's in every cycle, whether the port carries the core's requests or the report's."""
+    rng = random.Random(seed)
+    state = {"inputs": ReporterInputs(TileState.HALTED, 0, 0, 0, HOST_NODE, True), "request": Request(False)}
+
+    def drive(cycle: int) -> tuple[ReporterInputs, Request]:
+        if rng.random() < 0.05:  # the core's status changes now and then, often to TRAPPED
+            new_state = rng.choice([TileState.TRAPPED, TileState.TRAPPED, *STATES])
+            state["inputs"] = ReporterInputs(new_state, rng.choice(CAUSES), rng.randrange(1 << 32),
+                                             rng.randrange(1 << 8), rng.choice([HOST_NODE, rng.randrange(1 << 7)]),
+                                             rng.random() < 0.8)
+        if rng.random() < 0.2:  # the core's own requests, also while a report owns the port
+            state["request"] = Request(rng.random() < 0.5, rng.randrange(8), rng.randrange(1 << 7),
+                                       rng.randrange(1 << 32), rng.randrange(1 << 32))
+        return state["inputs"], state["request"]
+
+    trace = run_reporter_against_model(drive, random_unit(rng, 0.05), 8000)
+    served = [c for c in trace if c["ready"]]
+    sent = [c for c in served if c["busy"] and not c["fault"] and c["net"].funct3 == MessageOp.SEND.funct3]
+    refused = [c for c in served if c["busy"] and c["fault"]]
+    passed = [c for c in served if not c["busy"]]
+    abandoning = [c for c in trace if c["busy"] and c["discard"]]
+    assert len(sent) > 20 and refused and len(passed) > 20 and len(abandoning) > 5, \
+        (len(sent), len(refused), len(passed), len(abandoning))
+
+
+@pytest.mark.parametrize("ending", ["run", "reset_pc"])
+def test_fault_reporter_abandons_a_stop_the_host_ends(ending: str) -> None:
+    """The host ends the stay in TRAPPED (`run`: RUNNING with a new pc; `reset_pc`: HALTED, cause and pc 0) at every
+    point of the report, and the restarted core asks for a PUT at once: RTL = model in every cycle, and, following
+    the unit's staged words as a unit would, either the whole DOWN message goes out with the stop's words or nothing
+    does, and no word of the report is staged when the core's own PUT is served."""
+    stop = ReporterInputs(TileState.TRAPPED, Cause.ASSERTION, 0x1234_5678, 0xA5, HOST_NODE, True)
+    after = (ReporterInputs(TileState.RUNNING, Cause.ASSERTION, 0x40, 0xA5, HOST_NODE, True) if ending == "run"
+             else ReporterInputs(TileState.HALTED, 0, 0, 0xA5, HOST_NODE, True))
+    own_put = Request.of(MessageOp.PUT, 0x77, 0)
+    outcomes = set()
+    for ends_at in range(2, 30):
+        def drive(cycle: int) -> tuple[ReporterInputs, Request]:
+            if cycle < 1:
+                return ReporterInputs(TileState.RUNNING, 0, 0x20, 0xA5, HOST_NODE, True), Request(False)
+            if cycle < ends_at:
+                return stop, Request(False)
+            return after, own_put if cycle > ends_at else Request(False)
+
+        def unit(cycle: int, net: Request, busy: bool) -> tuple[bool, bool]:
+            return cycle % 3 == 0, False  # every operation waits for the next cycle that is a multiple of 3
+
+        staged: list[int] = []
+        downs = []
+        for cycle, step in enumerate(run_reporter_against_model(drive, unit, ends_at + 20)):
+            net = step["net"]
+            if step["ready"] and not step["busy"]:  # the core's PUT
+                assert staged == [], (ends_at, cycle, staged)
+                break
+            if step["ready"] and net.funct3 == MessageOp.PUT.funct3:
+                staged.append(net.rs1)
+            if step["ready"] and net.funct3 == MessageOp.SEND.funct3:
+                downs.append((net.rs1, net.rs2, staged))
+                staged = []
+            if step["discard"]:
+                staged = []
+        else:
+            raise AssertionError(f"the core's PUT was not served (stay ended at {ends_at})")
+        assert downs in ([], [(HOST_NODE, DOWN_TAG, [Cause.ASSERTION, 0x1234_5678, 0xA5])]), (ends_at, downs)
+        outcomes.add(bool(downs))
+        if ends_at > 20:  # long enough for the whole report
+            assert downs, ends_at
+    assert outcomes == {False, True}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -328,5 +396,94 @@ def test_tile_node_stop_reports_follow_the_model(name: str, body: str, superviso
         expected = (0, *model.downs[-1][1:]) if model.downs else None  # as the host receives it: source 0
         assert await bench.host_receive(ctx, limit=400) == expected, name
         assert bench.counters(ctx) == (model.messages_in, model.messages_out, model.retired), name
+
+    run_node(scenario)
+
+
+#: Stops with ECALL (a word staged before it), then sends one word to the host with tag 9 and stops at a breakpoint.
+ECALL_THEN_SEND = f"""
+    li t1, 77
+    msg.put t1
+    ecall
+after:
+    li t1, 5
+    msg.put t1
+    li t2, {HOST_NODE}
+    li t3, 9
+bad:
+    msg.send t2, t3
+    ebreak
+"""
+
+
+@pytest.mark.parametrize("ending", ["run", "reset_pc"])
+@pytest.mark.parametrize("delay", [0, 1, 3, 5, 8, 12, 40])
+def test_tile_node_stop_ended_by_the_host_during_its_report(ending: str, delay: int) -> None:
+    """The host ends an ECALL stop `delay` cycles after it began, during or after its DOWN report (`run`, or
+    `reset_pc` and `run`, after which the program stops with ECALL again): the stop's DOWN arrives whole or not at
+    all (always for a late end, never for an end in the stop's first cycle), no report word and no word staged
+    before the stop leaks into the tile's next message, and every later stop is reported as the model says."""
+    model = TileNodeModel(num_tiles=TILES)
+    program = assemble(ECALL_THEN_SEND)
+
+    async def scenario(bench: NodeBench, ctx) -> None:
+        await bench.load(ctx, program.words())
+        for register, value in ((ConfigRegister.PERMISSIONS, 1 << TILES), (ConfigRegister.SUPERVISOR, HOST_NODE)):
+            await bench.control(ctx, "", value, register)
+            model.write_config(register, value)
+        await bench.control(ctx, "run")
+        await bench.wait_state(ctx, TileState.TRAPPED)
+        model.stopped(Cause.ECALL, program.symbols["after"])
+        first_down = (0, *model.downs[-1][1:])
+        for _ in range(delay):
+            await ctx.tick()
+        later = []
+        received = []
+        if ending == "reset_pc":  # the program runs from the start again and stops at its ECALL again
+            await bench.control(ctx, "reset_pc")
+            await bench.control(ctx, "run")
+            await bench.wait_state(ctx, TileState.TRAPPED)
+            model.stopped(Cause.ECALL, program.symbols["after"])
+            later.append((0, *model.downs[-1][1:]))
+            while (message := await bench.host_receive(ctx, limit=600)) is not None:
+                received.append(message)
+        await bench.control(ctx, "run")
+        later.append((0, 9, (5,)))
+        while (message := await bench.host_receive(ctx, limit=600)) is not None:
+            received.append(message)
+        assert received in (later, [first_down, *later]), (delay, received)
+        if delay == 0:
+            assert received == later, received
+        if delay >= 40:
+            assert received == [first_down, *later], received
+
+    run_node(scenario)
+
+
+def test_tile_node_down_reaches_a_supervisor_the_tile_may_not_send_to() -> None:
+    """With an empty permission set the DOWN messages still reach the supervisor, and the tile's own SEND, resumed
+    at once (during the DOWN report), is denied all the same: its stop is reported as the model says."""
+    model = TileNodeModel(num_tiles=TILES)
+    program = assemble(ECALL_THEN_SEND)
+
+    async def scenario(bench: NodeBench, ctx) -> None:
+        await bench.load(ctx, program.words())
+        for register, value in ((ConfigRegister.PERMISSIONS, 0), (ConfigRegister.SUPERVISOR, HOST_NODE)):
+            await bench.control(ctx, "", value, register)
+            model.write_config(register, value)
+        assert not model.may_send(HOST_NODE)
+        await bench.control(ctx, "run")
+        await bench.wait_state(ctx, TileState.TRAPPED)
+        model.stopped(Cause.ECALL, program.symbols["after"])
+        for _ in range(12):  # into the report's SEND (after three PUTs), then resume the tile
+            await ctx.tick()
+        assert ctx.get(bench.node.unit.send_anywhere)
+        await bench.control(ctx, "run")
+        await bench.wait_state(ctx, TileState.TRAPPED)
+        assert ctx.get(bench.node.control.cause) == Cause.SEND_DENIED
+        model.stopped(Cause.SEND_DENIED, program.symbols["bad"])
+        received = [await bench.host_receive(ctx), await bench.host_receive(ctx)]
+        assert received == [(0, *down[1:]) for down in model.downs], received
+        assert await bench.host_receive(ctx, limit=300) is None
 
     run_node(scenario)
