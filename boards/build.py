@@ -58,6 +58,19 @@ _UTILISATION_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
 _PROGRESS_MARKERS = ("Packing", "Placing", "Running simulated annealing placer", "Routing", "Max frequency")
 _LOG_TAIL_LINES = 25
 
+#: Yosys overrides of the board build. On the RTLIL path Yosys drops a memory's `no_rw_check` attribute before it
+#: maps block RAM, so every synchronous read port of such a memory got read-during-write emulation: about 34 lone
+#: flip-flops and a bypass multiplexer per mailbox, for collisions the design never makes (hw/mailbox.py says why).
+#: The synthesis therefore stops before `map_ram`, marks collisions as don't-care on exactly the memories that carry
+#: `no_rw_check`, and goes on; memories without the attribute (tile memory, register files) keep the emulation.
+YOSYS_OVERRIDES = {
+    "synth_opts": "-run :map_ram",
+    "script_after_synth": (
+        "setparam -set RD_COLLISION_X_MASK 1 a:no_rw_check t:$mem_v2 %i; "
+        f"synth_ice40 -top {TOP_NAME} -run map_ram:"
+    ),
+}
+
 ChipFactory = Callable[..., wiring.Component]
 
 
@@ -216,7 +229,7 @@ def build(
         core=core, **io_pins(board),
     )
     platform = board.platform()
-    plan = platform.prepare(BoardTop(board, chip, pll), name=TOP_NAME)
+    plan = platform.prepare(BoardTop(board, chip, pll), name=TOP_NAME, **YOSYS_OVERRIDES)
     plan.extract(str(build_dir))
 
     try:

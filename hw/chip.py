@@ -1,7 +1,7 @@
 """The Tessera chip: tile nodes and the host node on one slotted ring, the host bridge on the host node.
 
 docs/architecture.md has the picture. The ring is wired as `tessera.hw.network.RingNetwork` shows: tiles at ring
-positions 0..T-1, the host's message unit at position T, padded with plain registers to whole slots. A chip with
+positions 0..T-1, the host's message unit at position T, padded to whole slots (`pad_ring`). A chip with
 LEDs or buttons puts the I/O node (hw/io_node.py) at ring position and address T and the host's unit after it.
 """
 
@@ -20,7 +20,8 @@ from tessera.hw.host_link import HostLink
 from tessera.hw.io_node import MAX_PINS, IoNode, default_debounce_cycles, io_address
 from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import phase_at_reset
-from tessera.hw.noc_layouts import HOST_NODE, MAX_TILES, MAX_WORDS, Flit, ring_length
+from tessera.hw.noc_layouts import HOST_NODE, MAX_TILES, MAX_WORDS, ring_length
+from tessera.hw.ring_delay import pad_ring
 from tessera.hw.tile_fanout import TileFanout
 from tessera.hw.tile import core_class
 from tessera.hw.tile_node import TileNode, decode_node_inputs
@@ -262,10 +263,7 @@ class TesseraChip(wiring.Component):
                 m.d.comb += [getattr(node.tile, name).eq(value) for name, value in zip(COUNTER_STREAM_MEMBERS, stream)]
         outputs = [*ring_nodes, host_unit.ring_out]
         stops = len(outputs)
-        for pad in range(ring_length(stops) - stops):
-            register = Signal(Flit, name=f"ring_pad{pad}")
-            m.d.sync += register.eq(outputs[-1])
-            outputs.append(register)
+        outputs.append(pad_ring(m, outputs[-1], ring_length(stops) - stops))  # what stop 0 reads
         for index, node in enumerate(self.nodes):
             m.d.comb += node.ring_in.eq(outputs[index - 1])
         if io is not None:

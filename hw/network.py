@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from tessera.hw.message_unit import MessagePortSignature, MessageUnit, permission_signature
-from tessera.hw.noc_layouts import HOST_NODE, SLOT_FLITS, Flit, ring_length
+from tessera.hw.noc_layouts import HOST_NODE, SLOT_FLITS, ring_length
+from tessera.hw.ring_delay import pad_ring
 
 
 def node_address(index: int, num_tiles: int) -> int:
@@ -26,19 +27,16 @@ def phase_at_reset(position: int) -> int:
 
 
 def connect_ring(m: Module, stops: list) -> None:
-    """Join `stops` (anything with `ring_in`/`ring_out` Flit ports) into one ring in list order, padded with plain
-    registers after the last stop to a whole number of slots (`ring_length`)."""
+    """Join `stops` (anything with `ring_in`/`ring_out` Flit ports) into one ring in list order, padded after the
+    last stop to a whole number of slots (`ring_length`) by `pad_ring`: one cycle per pad, runs of pads in block RAM."""
     outputs = [stop.ring_out for stop in stops]
-    for pad in range(ring_length(len(stops)) - len(stops)):
-        register = Signal(Flit, name=f"ring_pad{pad}")
-        m.d.sync += register.eq(outputs[-1])
-        outputs.append(register)
+    outputs.append(pad_ring(m, outputs[-1], ring_length(len(stops)) - len(stops)))  # what stop 0 reads
     for index, stop in enumerate(stops):
         m.d.comb += stop.ring_in.eq(outputs[index - 1])
 
 
 class RingNetwork(wiring.Component):
-    """`num_tiles` tile nodes and the host node in one ring, padded with plain registers to whole slots.
+    """`num_tiles` tile nodes and the host node in one ring, padded to whole slots (`connect_ring`).
 
     `cores[i]` is node i's message port (node num_tiles is the host), `permissions[i]` its permission write port.
     The chip top builds the same ring out of Tiles; this component is the network on its own, for tests and
