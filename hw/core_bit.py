@@ -135,7 +135,9 @@ class BitSerialTileCore(wiring.Component):
         members = control_members(has_message_unit)
         del members["cycle"]
         super().__init__({"bus": Out(MemoryBusSignature(addr_width)), **members, **COUNTER_STREAM_MEMBERS})
-        self._registers = memory.Memory(shape=PAIR_BITS, depth=32 * PAIRS, init=[])
+        # Reads run one pair ahead of the pair being written (`pair` in elaborate), so a read never meets the pair being
+        # written: `no_rw_check` lets Yosys map the block RAM without read-during-write emulation.
+        self._registers = memory.Memory(shape=PAIR_BITS, depth=32 * PAIRS, init=[], attrs={"no_rw_check": 1})
 
     @property
     def mem_bytes(self) -> int:

@@ -104,7 +104,13 @@ class HostBridge(wiring.Component):
         m.submodules.crc = crc = Crc16()
         buffer_init = [0] * BUFFER_BYTES
         buffer_init[IDENTIFY_BASE : IDENTIFY_BASE + len(identify_bytes)] = identify_bytes
-        m.submodules.buffer = buffer = memory.Memory(shape=8, depth=BUFFER_BYTES, init=buffer_init)
+        # A read never meets the byte written in the same cycle: the receiver writes only while no frame is held
+        # (the check, the execution and the reply read only then), and a push reads from MESSAGE_BASE on while the
+        # receiver writes below it and the message store writes with the read port idle. `no_rw_check` tells Yosys
+        # so; otherwise it wraps the block RAM in read-during-write emulation (~20 packed logic cells here).
+        m.submodules.buffer = buffer = memory.Memory(
+            shape=8, depth=BUFFER_BYTES, init=buffer_init, attrs={"no_rw_check": 1}
+        )
         wp = buffer.write_port()
         rp = buffer.read_port(domain="sync")
         wiring.connect(m, wiring.flipped(self.rx), decoder.i)
@@ -115,7 +121,8 @@ class HostBridge(wiring.Component):
         rx_count = Signal(range(limit + 2))  # body bytes so far, saturating at limit + 1
         frame_ready = Signal()
         frame_error = Signal()
-        first = Signal(8)  # version << 5 | opcode
+        opcode = Signal(5)  # of byte 0 (version << 5 | opcode)
+        version_ok = Signal()  # byte 0's version is PROTOCOL_VERSION: one flip-flop, not three
         seq = Signal(8)
         tile = Signal(8)
         release = Signal()  # the frame is answered: receive the next one
@@ -133,13 +140,14 @@ class HostBridge(wiring.Component):
                 m.d.sync += rx_count.eq(rx_count + 1)
                 # The header's three bytes shift in: one decode of rx_count instead of three.
                 with m.If(~at_least(rx_count, 3)):
-                    m.d.sync += Cat(first, seq, tile).eq(Cat(seq, tile, symbol.data))
+                    m.d.sync += [
+                        Cat(opcode, seq, tile).eq(Cat(seq[:5], tile, symbol.data)),
+                        version_ok.eq(seq[5:] == PROTOCOL_VERSION),
+                    ]
         with m.If(release):
             m.d.sync += [frame_ready.eq(0), rx_count.eq(0)]
 
         # ---- registers of the command being executed --------------------------------------------------------------
-        version = first[5:]
-        opcode = first[:5]
         # `word`: the command's first payload word (address / value / tag) after the check, then the word being
         # written, read, staged or stored. Two inputs only: a byte shifted in from the buffer at the top (bytes go
         # out at the bottom), or a capture of tile read data OR the message port's result (each is 0 outside its
@@ -147,10 +155,16 @@ class HostBridge(wiring.Component):
         word = Signal(32)
         shifted = Cat(word[8:], rp.data)
         count = Signal(8)  # payload byte 4 (READ_MEM's word count)
-        tag = Signal(16)  # SEND's tag
+        # SEND's tag, in two registers that are free by then (`seq` is remembered at the duplicate check): a
+        # register with two inputs costs a LUT that packs with its flip-flop, a separate copy a lone flip-flop.
+        tag = Cat(count, seq)
         status = Signal(range(max(Status) + 1))
         extra = Signal(max(5, status.shape().width))  # the one payload byte of DUPLICATE / NET_FAULT replies
-        executed = Signal()  # the command counts for duplicate detection
+        # The command counts for duplicate detection: it passed the DUPLICATE check, which its status tells (the
+        # link errors, BAD_VERSION, UNKNOWN_COMMAND and DUPLICATE come before or from it).
+        executed = (status == Status.OK) | (at_least(status, Status.BAD_LENGTH) & (status != Status.DUPLICATE))
+        assert Status.BAD_LENGTH == max(Status.LINE_ERROR, Status.OVERSIZE, Status.TRUNCATED, Status.BAD_CRC,
+                                        Status.BAD_VERSION, Status.UNKNOWN_COMMAND) + 1
         last_seq = Signal(8)
         last_status = Signal.like(status)
         last_valid = Signal()
@@ -164,7 +178,10 @@ class HostBridge(wiring.Component):
         pending = Signal()
         pushed = Signal()
         push_seq = Signal(8)
-        msg_len = Signal(range(MESSAGE_WORDS + 1))  # its words (after the tag) as stored in the buffer
+        # Its length (words after the tag) is not kept in a register: a push reads it back from the stored header
+        # word, whose `len` field is in the header byte the status replaces (MESSAGE_BASE + 3).
+        len_field = ReceivedHeader["len"]
+        assert len_field.offset == 8 and (MESSAGE_WORDS + 1).bit_length() <= len_field.width
 
         # ---- transmit: one frame through the CRC and the SLIP encoder -------------------------------------------
         # Every byte but END is digested by the CRC before the encoder may take it; the two CRC bytes are both
@@ -188,8 +205,6 @@ class HostBridge(wiring.Component):
             m.d.comb += crc.take.eq(1)
         pushing = Signal()  # the frame being sent is a MESSAGE push, not a reply
         received = Signal()  # the command frame reached the byte being checked, or the header byte being sent
-        source = Signal(range(4))  # what the reply payload is made of (a push's: the buffer after its header)
-        SRC_NONE, SRC_EXTRA, SRC_BUS, SRC_BUFFER = range(4)
 
         m.d.comb += [tiles.tile.eq(tile), tiles.addr.eq(addr), tiles.wdata.eq(word)]
 
@@ -237,13 +252,11 @@ class HostBridge(wiring.Component):
         def message_op(op: MessageOp):
             m.d.comb += [net.valid.eq(1), net.funct3.eq(op.funct3), net.funct7.eq(op.funct7)]
 
-        def reply(code=None, then_source=None):
-            """Answer now. `status` is OK and `source` SRC_NONE unless given: both are preset in IDLE, so most
+        def reply(code=None):
+            """Answer now. `status` is OK unless given: it is preset in IDLE (and the checks leave it OK), so most
             answers load nothing."""
             if code is not None:
                 m.d.sync += status.eq(code)
-            if then_source is not None:
-                m.d.sync += source.eq(then_source)
             m.next = "TX_START"
 
         # Datapath steps the states ask for (one adder each; a state's own loads below take priority).
@@ -264,13 +277,11 @@ class HostBridge(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                # The presets of the next frame (a push changes `pushing` and `source`).
+                # The presets of the next frame (a push changes `pushing`).
                 m.d.sync += [
                     ptr.eq(0),
                     step.eq(0),
                     status.eq(Status.OK),
-                    source.eq(SRC_NONE),
-                    executed.eq(0),
                     pushing.eq(0),
                     received.eq(1),
                 ]
@@ -286,11 +297,7 @@ class HostBridge(wiring.Component):
                     with m.Else():
                         m.next = "CHECK_READ"
                 with m.Elif(pending & ~pushed):
-                    m.d.sync += [
-                        pushing.eq(1),
-                        source.eq(SRC_BUFFER),
-                        words_left.eq(Cat(C(2, 2), msg_len)),  # the tag's 2 bytes + 4 per word
-                    ]
+                    m.d.sync += pushing.eq(1)
                     m.next = "TX_START"
                 with m.Elif(~pending):
                     m.next = "POLL"
@@ -324,15 +331,15 @@ class HostBridge(wiring.Component):
                     m.next = "CHECK_READ"
             with m.State("CMD_CHECK"):
                 m.d.sync += [addr.eq(word[2:]), step.eq(0)]
-                with m.If((version != PROTOCOL_VERSION) & ~is_op[Opcode.IDENTIFY]):
+                with m.If(~version_ok & ~is_op[Opcode.IDENTIFY]):
                     reply(Status.BAD_VERSION)
                 with m.Elif(~known):
                     reply(Status.UNKNOWN_COMMAND)
                 with m.Elif(~is_op[Opcode.IDENTIFY] & last_valid & (seq == last_seq)):
                     m.d.sync += extra.eq(last_status)
-                    reply(Status.DUPLICATE, SRC_EXTRA)
+                    reply(Status.DUPLICATE)
                 with m.Else():
-                    m.d.sync += executed.eq(1)
+                    m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
                     with m.If(~length_ok):
                         reply(Status.BAD_LENGTH)
                     with m.Elif(tile_command & at_least(tile, info.tile_count)):
@@ -348,15 +355,15 @@ class HostBridge(wiring.Component):
                 with m.Switch(opcode):
                     with m.Case(Opcode.IDENTIFY):
                         m.d.sync += words_left.eq(len(identify_bytes))
-                        reply(then_source=SRC_BUFFER)
+                        reply()
                     with m.Case(Opcode.WRITE_MEM):
                         m.next = "FETCH"
                     with m.Case(Opcode.READ_MEM):
                         m.d.sync += tiles.space.eq(0)
-                        reply(then_source=SRC_BUS)
+                        reply()
                     with m.Case(Opcode.STATUS):
                         m.d.sync += [words_left.eq(STATUS_WORDS), tiles.space.eq(1), addr.eq(0)]
-                        reply(then_source=SRC_BUS)
+                        reply()
                     with m.Case(Opcode.RESET):
                         m.d.comb += tiles.reset_pc.eq(1)
                         reply()
@@ -403,7 +410,7 @@ class HostBridge(wiring.Component):
                     message_op(MessageOp.PUT)
                     with m.If(net.ready & net.fault):
                         m.d.sync += extra.eq(net.cause)
-                        reply(Status.NET_FAULT, SRC_EXTRA)
+                        reply(Status.NET_FAULT)
                     with m.Elif(net.ready):
                         m.d.comb += words_dec.eq(1)
                         with m.If(words_left == 1):
@@ -417,7 +424,7 @@ class HostBridge(wiring.Component):
                 m.d.comb += sending.eq(1)
                 with m.If(net.ready & net.fault):
                     m.d.sync += extra.eq(net.cause)
-                    reply(Status.NET_FAULT, SRC_EXTRA)
+                    reply(Status.NET_FAULT)
                 with m.Elif(net.ready):
                     reply()
 
@@ -442,7 +449,6 @@ class HostBridge(wiring.Component):
                         # The whole header word is stored from MESSAGE_BASE + 2: its low half (src, len) is the
                         # push's header bytes 2 and 3 (3 is replaced by the status), its tag the payload's start.
                         m.d.sync += [
-                            msg_len.eq(header.len),
                             words_left.eq(header.len),
                             step.eq(0),
                             ptr.eq(MESSAGE_BASE + 2),
@@ -472,7 +478,7 @@ class HostBridge(wiring.Component):
             with m.State("TX_START"):
                 m.d.comb += [out_valid.eq(1), out_end.eq(1), crc.clear.eq(1)]
                 with m.If(executed & ~pushing):
-                    m.d.sync += [last_seq.eq(seq), last_status.eq(status), last_valid.eq(1)]
+                    m.d.sync += last_status.eq(status)
                 m.d.sync += [step.eq(0), ptr.eq(Mux(pushing, MESSAGE_BASE, 0))]
                 with m.If(sent):
                     m.next = "TX_READ"
@@ -488,6 +494,8 @@ class HostBridge(wiring.Component):
                 header = ~step[2]
                 with m.If(header & (step[:2] == 3)):
                     m.d.comb += out_byte.eq(status)
+                    with m.If(pushing):  # rp.data is the stored header's `len` byte: the tag's 2 bytes + 4 per word
+                        m.d.sync += words_left.eq(Cat(C(2, 2), rp.data[: len_field.width]))
                 with m.Elif(header & pushing & ~step[1]):
                     m.d.comb += out_byte.eq(Mux(step[0], push_seq, (PROTOCOL_VERSION << 5) | Opcode.MESSAGE))
                 with m.Elif(~header | pushing | received):
@@ -499,16 +507,17 @@ class HostBridge(wiring.Component):
                     with m.If(header):
                         m.d.comb += step_inc.eq(1)
                         with m.If(step[:2] == 3):
-                            with m.Switch(source):
-                                with m.Case(SRC_NONE):
-                                    m.next = "TX_CRC"
-                                with m.Case(SRC_EXTRA):
-                                    m.next = "TX_EXTRA"
-                                with m.Case(SRC_BUS):
-                                    m.next = "BUS_READ"
-                                with m.Case(SRC_BUFFER):
-                                    with m.If(~pushing):  # IDENTIFY (a push goes on after its header)
-                                        m.d.sync += ptr.eq(IDENTIFY_BASE)
+                            # What the payload is made of follows from the status and the command (the opcode
+                            # is only meaningful with OK; a push's status is OK).
+                            answered = ~pushing & (status == Status.OK)
+                            with m.If(at_least(status, Status.DUPLICATE)):  # DUPLICATE, NET_FAULT: one byte
+                                m.next = "TX_EXTRA"
+                            with m.Elif(answered & (is_op[Opcode.READ_MEM] | is_op[Opcode.STATUS])):
+                                m.next = "BUS_READ"
+                            with m.Elif(answered & is_op[Opcode.IDENTIFY]):
+                                m.d.sync += ptr.eq(IDENTIFY_BASE)
+                            with m.Elif(~pushing):  # a push goes on with the buffer after its header
+                                m.next = "TX_CRC"
                     with m.Else():
                         m.d.comb += words_dec.eq(1)
                         with m.If(words_left == 1):

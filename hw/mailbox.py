@@ -1,8 +1,8 @@
-"""A node's mailbox: a queue of whole inbound messages and one staged outbound message, in one block RAM."""
+"""A node's mailbox: a queue of whole inbound messages and one staged outbound message, in two block RAMs."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -30,19 +30,22 @@ PutRequest = data.StructLayout({"index": range(MAX_WORDS + 1), "low": FLIT_BITS,
 
 
 class Mailbox(wiring.Component):
-    """`depth` inbound entries of one whole message each, plus one staging entry, in a 16-bit wide memory.
+    """`depth` inbound entries of one whole message each in a 16-bit wide memory, plus one staging entry in another.
 
     Every entry spans ENTRY_HALVES halfwords, laid out as the slot that brought it (header, tag, payload halves), so
-    a message of any length takes one entry. Contract:
+    a message of any length takes one entry. The staging entry has a block RAM of its own, so that ejection and
+    PUT/SEND never share a write port, nor the router's staging reads and RECV/GET a read port: no port multiplexers,
+    no waiting (≈ 28 logic cells fewer for one more EBR). Contract:
     - `room` = an entry is free. The router ejects a slot only after seeing `room`, then writes flit k of the slot to
       halfword k of the tail entry, one per cycle; after the last flit the entry is complete and counts in `count`.
     - `read` (valid held until ready): OPEN (caller ensures `count > 0`) frees the open entry, opens the next, and
       sets `unread` to its length; `read_word` is then its ReceivedHeader word. GET (caller ensures `unread > 0`)
       gives the next payload word. `read_word` is valid in the ready cycle and is 0 from the cycle after `read.valid`
-      was low (so the message unit can OR its other results into it). A read takes at least 4 cycles.
-    - `put` (valid held until ready): writes staged word `index` (0 = route header and tag) in two cycles in which
-      the write port is free; ready in the cycle of the second write. Ejection has priority on the write port.
-    - `staging` (the router, while it injects) has priority on the read port; data arrives the cycle after `en`.
+      was low (so the message unit can OR its other results into it); its high half is 0 whenever `read.ready` is.
+      A read takes 3 cycles, ready in the third.
+    - `put` (valid held until ready): writes staged word `index` (0 = route header and tag) in two cycles; ready in
+      the second.
+    - `staging` (the router, while it injects) reads the staging entry; data arrives the cycle after `en`.
     The open entry stays occupied until the next OPEN, so a fully read message holds its entry until then.
     """
 
@@ -72,16 +75,19 @@ class Mailbox(wiring.Component):
         depth = self._depth
         entry_bits = (depth - 1).bit_length()
         halves_bits = (ENTRY_HALVES - 1).bit_length()
-        # Entry `depth` (just past the queue) is the staging entry.
         # A read never hits the halfword being written in the same cycle (staging is written only while nothing is
         # in flight, so never while the router reads it; an entry is read only once complete, so never while it is
-        # filled). `no_rw_check` tells Yosys so; otherwise it adds ~40 LUTs of read-during-write bypass.
+        # filled). `no_rw_check` tells Yosys so; otherwise it adds read-during-write bypass logic.
         m.submodules.memory = memory = Memory(
-            shape=FLIT_BITS, depth=(depth + 1) * ENTRY_HALVES, init=[], attrs={"no_rw_check": 1}
+            shape=FLIT_BITS, depth=depth * ENTRY_HALVES, init=[], attrs={"no_rw_check": 1}
         )
         write = memory.write_port()
         read = memory.read_port(domain="sync")
-        staging_entry = Const(depth, entry_bits + 1)
+        m.submodules.staging = staging = Memory(
+            shape=FLIT_BITS, depth=ENTRY_HALVES, init=[], attrs={"no_rw_check": 1}
+        )
+        staging_write = staging.write_port()
+        staging_read = staging.read_port(domain="sync")
 
         # Entry pointers with a wrap bit: complete, unopened messages = tail - head; the open entry (just before
         # head) is still occupied, so the mailbox is full at count = depth, or depth - 1 with a message open.
@@ -94,69 +100,62 @@ class Mailbox(wiring.Component):
             self.room.eq(~((self.count == depth) | ((self.count == depth - 1) & is_open))),
         ]
 
-        # Write port: ejection first, then the two halves of a staged word (low half, then high half). A 3-way choice
-        # per bit: the message unit folds the tag into `high` (≈2 LUTs a bit here instead of 4).
+        # The queue's write port belongs to ejection.
+        m.d.comb += [
+            write.data.eq(self.eject.payload.data),
+            write.addr.eq(Cat(self.eject.payload.index[:halves_bits], tail[:entry_bits])),
+            write.en.eq(self.eject.valid),
+        ]
+        with m.If(self.eject.valid & (self.eject.payload.index == SLOT_FLITS - 1)):
+            m.d.sync += tail.eq(tail + 1)
+
+        # The staging entry's write port: a staged word's low half, then its high half (the message unit folds SEND's
+        # tag into `high`, so the choice is 2-way). Its read port belongs to the router.
         put = self.put.payload
         second = Signal()  # the put's second (high) halfword is next
-        ejecting = self.eject.valid
-        m.d.comb += write.data.eq(Mux(ejecting, self.eject.payload.data, Mux(second, put.high, put.low)))
-        with m.If(ejecting):
-            m.d.comb += [
-                write.addr.eq(Cat(self.eject.payload.index[:halves_bits], tail[:entry_bits])),
-                write.en.eq(1),
-            ]
-            with m.If(self.eject.payload.index == SLOT_FLITS - 1):
-                m.d.sync += tail.eq(tail + 1)
-        with m.Else():
-            m.d.comb += [
-                write.addr.eq(Cat(second, put.index, staging_entry)),
-                write.en.eq(self.put.valid),
-                self.put.ready.eq(second),
-            ]
-            with m.If(self.put.valid):
-                m.d.sync += second.eq(~second)
-        with m.If(~self.put.valid):
-            m.d.sync += second.eq(0)
+        m.d.comb += [
+            staging_write.data.eq(Mux(second, put.high, put.low)),
+            staging_write.addr.eq(Cat(second, put.index)),
+            staging_write.en.eq(self.put.valid),
+            self.put.ready.eq(second),
+        ]
+        m.d.sync += second.eq(self.put.valid & ~second)
+        m.d.comb += [staging_read.addr.eq(self.staging.index[:halves_bits]), self.staging.data.eq(staging_read.data)]
 
-        # Read port: the router's staging reads first, then the two halves of a word of the open entry. The halves
-        # are collected in registers (cleared while no read is requested), so the word costs no output multiplexer.
+        # The queue's read port: the two halves of a word of the open entry. The low half is collected in registers
+        # (cleared while no read is requested); the high half is read last and passed on straight from the memory in
+        # the ready cycle, gated by `ready` (a LUT that merges into whatever takes the word: the unit's OR with its
+        # other results, the core's load multiplexer), so the word costs no output multiplexer and the high half no
+        # flip-flops.
         opening = self.read.payload == ReadOp.OPEN
         entry = Signal(entry_bits)
         m.d.comb += entry.eq(Mux(opening, head[:entry_bits], open_entry))
         next_word = Signal(range(MAX_WORDS + 1))  # payload word GET reads next (1..MAX_WORDS)
         high = Signal()
         m.d.comb += read.addr.eq(Cat(high, Mux(opening, 0, next_word), entry))
-        with m.If(self.staging.en):
-            m.d.comb += read.addr.eq(Cat(self.staging.index[:halves_bits], staging_entry))
-        m.d.comb += self.staging.data.eq(read.data)
 
-        # The word's halves, as flip-flops with enable and synchronous reset (no LUT on their data), except where
+        # The word's low half, as flip-flops with enable and synchronous reset (no LUT on their data), except where
         # OPEN turns the route header into the ReceivedHeader: the source moves down, the length gains one.
         received = Signal(ReceivedHeader)
         low_half = received.as_value()[:FLIT_BITS]
-        high_half = Signal(FLIT_BITS)
-        m.d.comb += self.read_word.eq(Cat(low_half, high_half))
+        m.d.comb += self.read_word.eq(Cat(low_half, read.data & self.read.ready.replicate(FLIT_BITS)))
         stored = RouteHeader(read.data)
         load_low = Signal()
-        load_high = Signal()
         # The header word's zero bits are cleared by the flip-flops' synchronous reset, not by a LUT on their data.
         with m.If(~self.read.valid | (load_low & opening)):
             m.d.sync += [received["_zero0"].eq(0), received["_zero1"].eq(0)]
         with m.Elif(load_low):
             m.d.sync += [received["_zero0"].eq(read.data[7]), received["_zero1"].eq(read.data[11:])]
         with m.If(~self.read.valid):
-            m.d.sync += [received.src.eq(0), received.len.eq(0), high_half.eq(0)]
-        with m.Else():
-            with m.If(load_low):
-                m.d.sync += [
-                    received.src.eq(Mux(opening, stored.src, read.data[:7])),
-                    received.len.eq(Mux(opening, stored.len_m1 + 1, read.data[8:11])),
-                ]
-            with m.If(load_high):
-                m.d.sync += high_half.eq(read.data)
+            m.d.sync += [received.src.eq(0), received.len.eq(0)]
+        with m.Elif(load_low):
+            m.d.sync += [
+                received.src.eq(Mux(opening, stored.src, read.data[:7])),
+                received.len.eq(Mux(opening, stored.len_m1 + 1, read.data[8:11])),
+            ]
         with m.FSM(name="read_fsm"):
             with m.State("IDLE"):
-                with m.If(self.read.valid & ~self.staging.en):
+                with m.If(self.read.valid):
                     m.next = "LOW_ARRIVES"
             with m.State("LOW_ARRIVES"):
                 m.d.comb += high.eq(1)
@@ -164,22 +163,9 @@ class Mailbox(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.comb += load_low.eq(1)
-                    m.next = "HIGH_WAITS"
-                    with m.If(~self.staging.en):
-                        m.next = "HIGH_ARRIVES"
-            with m.State("HIGH_WAITS"):
-                m.d.comb += high.eq(1)
-                with m.If(~self.read.valid):
-                    m.next = "IDLE"
-                with m.Elif(~self.staging.en):
                     m.next = "HIGH_ARRIVES"
             with m.State("HIGH_ARRIVES"):
-                with m.If(~self.read.valid):
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.comb += load_high.eq(1)
-                    m.next = "DONE"
-            with m.State("DONE"):
+                # The memory's read data is the high half in this cycle only: the read is answered now.
                 with m.If(self.read.valid):
                     m.d.comb += self.read.ready.eq(1)
                     with m.If(opening):

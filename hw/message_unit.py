@@ -161,19 +161,20 @@ class MessageUnit(wiring.Component):
             )
         )
 
-        # RECVT's timer counts the cycles since it started, as `left` = ~elapsed (counting down from all ones, so the
-        # restart is a synchronous set), and times out once elapsed >= rs1 (which the core holds stable), that is
-        # when rs1 + left does not carry out: the comparison is a bare carry chain, no XOR tree.
+        # RECVT's timer: `left` counts down from ~1 while `timing`, so ~left = 1, 1, 2, 3 ... from the instruction's
+        # first checked cycle t0 on (the restart is a synchronous set and reset, no load multiplexer). RECVT times out
+        # once ~left >= rs1 (which the core holds stable), that is when rs1 + left does not carry out: a bare carry
+        # chain, no XOR tree. The comparison is registered, so that no carry chain lies on `ready`'s path, and reads
+        # `left` itself, not the next cycle's value (that cost a LUT a bit in front of the chain): RECVT answers 0 in
+        # cycle t0 + 1 + rs1 (t0 + 1 for rs1 = 0 or 1).
         timing = Signal()
-        left = Signal(TIMEOUT_BITS, init=(1 << TIMEOUT_BITS) - 1)
+        restart = (1 << TIMEOUT_BITS) - 2
+        left = Signal(TIMEOUT_BITS, init=restart)
         with m.If(~active | core.ready):
             m.d.sync += timing.eq(0)
-        left_next = Signal.like(left)
-        m.d.comb += left_next.eq(Mux(timing, left - 1, left.init))
-        m.d.sync += left.eq(left_next)
-        # Compared with the next cycle's `left` and registered, so that no carry chain lies on `ready`'s path.
+        m.d.sync += left.eq(Mux(timing, left - 1, restart))
         timed_out = Signal()
-        m.d.sync += timed_out.eq(~(core.rs1[:TIMEOUT_BITS] + left_next)[TIMEOUT_BITS])
+        m.d.sync += timed_out.eq(~(core.rs1[:TIMEOUT_BITS] + left)[TIMEOUT_BITS])
 
         # PUT and SEND write one staged word each (two halfwords): PUT rs1 as payload word `staged` + 1, SEND the
         # route header and the tag (rs2). Because SEND only gets here with rs1[NODE_BITS:] = 0, the route header is

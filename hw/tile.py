@@ -61,7 +61,9 @@ class Tile(wiring.Component):
         addr_width = check_mem_bytes(mem_bytes)
         self._mem_bytes = mem_bytes
         self._core = core_class(core)(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit)
-        self._memory = memory.Memory(shape=32, depth=mem_bytes // 4, init=[])
+        # No read shares a cycle with a write (elaborate gates `read.en`), so a read never meets the word being written:
+        # `no_rw_check` lets Yosys map the block RAM without read-during-write emulation (lone flip-flops and a bypass).
+        self._memory = memory.Memory(shape=32, depth=mem_bytes // 4, init=[], attrs={"no_rw_check": 1})
         self._streamed = isinstance(self._core, BitSerialTileCore)
         if shared_counter_stream and not self._streamed:
             raise ValueError(f"a {type(self._core).__name__} tile reads `cycle`, it has no counter-stream inputs")
