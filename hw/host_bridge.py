@@ -249,8 +249,23 @@ class HostBridge(wiring.Component):
         sending = Signal()
         m.d.comb += [net.rs1.eq(Cat(word[:8] | Mux(sending, tile, 0), word[8:])), net.rs2.eq(tag)]
 
-        def message_op(op: MessageOp):
-            m.d.comb += [net.valid.eq(1), net.funct3.eq(op.funct3), net.funct7.eq(op.funct7)]
+        # The message port's valid, funct3 and funct7 come straight from flip-flops: the unit's `ready` feeds this
+        # FSM's next state, so a state decode in front of the unit would make one long loop (it was the chip's
+        # critical path). Each transition into a message state loads its op (`issue`), each one out of it clears
+        # them (`issue(None)`), so the port is exactly what a decode of the state would give; funct3 must be 0
+        # while valid is low (a QUERY's result is not 0, and `word` captures the result outside the ready cycle).
+        issuing = Signal()
+        issued_funct3 = Signal(3)
+        issued_funct7 = Signal(1)  # the bridge's ops have funct7 0 or 1
+        m.d.comb += [net.valid.eq(issuing), net.funct3.eq(issued_funct3), net.funct7.eq(issued_funct7)]
+
+        def issue(op: MessageOp | None, valid=1):
+            """The message port of the next state: `op` (while `valid`), or idle."""
+            if op is None:
+                m.d.sync += [issuing.eq(0), issued_funct3.eq(0), issued_funct7.eq(0)]
+            else:
+                assert op.funct7 >> len(issued_funct7) == 0
+                m.d.sync += [issuing.eq(valid), issued_funct3.eq(op.funct3), issued_funct7.eq(op.funct7)]
 
         def reply(code=None):
             """Answer now. `status` is OK unless given: it is preset in IDLE (and the checks leave it OK), so most
@@ -266,7 +281,11 @@ class HostBridge(wiring.Component):
             m.d.sync += ptr.eq(ptr + 1)
         with m.If(step_inc):
             m.d.sync += step.eq(step + 1)
-        with m.If(words_dec):
+        # A PUT or GET answered in the previous cycle: its word is counted now, so that `net.ready` is not in front
+        # of the decrement's carry chain (the next look at words_left is several cycles later).
+        net_word_done = Signal()
+        m.d.sync += net_word_done.eq(0)
+        with m.If(words_dec | net_word_done):
             m.d.sync += words_left.eq(words_left - 1)
         with m.If(addr_inc):
             m.d.sync += addr.eq(addr + 1)
@@ -301,6 +320,7 @@ class HostBridge(wiring.Component):
                     m.next = "TX_START"
                 with m.Elif(~pending):
                     m.next = "POLL"
+                    issue(MessageOp.TRYRECV)
 
             # Read the body back from the buffer: the CRC over all of it (the one CRC unit is free: nothing is
             # sent while a frame is checked), and on the way payload bytes 0..3 (body bytes 3..6) into `word` and
@@ -384,6 +404,7 @@ class HostBridge(wiring.Component):
                     with m.Case(Opcode.SEND):
                         m.d.sync += [addr.eq(0), tag.eq(word[:16])]
                         m.next = "NET_WAIT"
+                        issue(MessageOp.STATUS)
                     with m.Case(Opcode.ACK_MESSAGE, Opcode.REPUSH_MESSAGE):
                         with m.If(pending):
                             with m.If(is_op[Opcode.ACK_MESSAGE] & (word[:8] == push_seq)):
@@ -399,6 +420,7 @@ class HostBridge(wiring.Component):
                 with m.If(step == 4):
                     m.d.sync += step.eq(0)
                     m.next = "USE_WORD"
+                    issue(MessageOp.PUT, valid=is_op[Opcode.SEND])
             with m.State("USE_WORD"):
                 with m.If(~is_op[Opcode.SEND]):
                     m.d.comb += [tiles.we.eq(1), addr_inc.eq(1), words_dec.eq(1)]
@@ -406,22 +428,25 @@ class HostBridge(wiring.Component):
                         reply()
                     with m.Else():
                         m.next = "FETCH"
-                with m.Else():
-                    message_op(MessageOp.PUT)
+                with m.Else():  # PUT
+                    with m.If(net.ready):
+                        issue(None)
                     with m.If(net.ready & net.fault):
                         m.d.sync += extra.eq(net.cause)
                         reply(Status.NET_FAULT)
                     with m.Elif(net.ready):
-                        m.d.comb += words_dec.eq(1)
+                        m.d.sync += net_word_done.eq(1)
                         with m.If(words_left == 1):
                             # PUT's result is 0: the capture clears `word` for SEND's rs1.
                             m.d.comb += word_capture.eq(1)
                             m.next = "NET_SEND"
+                            issue(MessageOp.SEND)
                         with m.Else():
                             m.next = "FETCH"
             with m.State("NET_SEND"):
-                message_op(MessageOp.SEND)
                 m.d.comb += sending.eq(1)
+                with m.If(net.ready):
+                    issue(None)
                 with m.If(net.ready & net.fault):
                     m.d.sync += extra.eq(net.cause)
                     reply(Status.NET_FAULT)
@@ -430,19 +455,20 @@ class HostBridge(wiring.Component):
 
             # -- SEND: wait (addr counts up) until the host node's previous message has left --
             with m.State("NET_WAIT"):
-                message_op(MessageOp.STATUS)
                 m.d.comb += addr_inc.eq(1)
                 with m.If(net.ready & ~MessageStatus(net.result[: MessageStatus.size]).send_busy):
                     m.next = "FETCH"
+                    issue(None)
                 with m.Elif(addr == (1 << self._addr_bits) - 1):
                     reply(Status.NET_BUSY)
+                    issue(None)
 
             # -- take one message for the host out of the network into the buffer --
             with m.State("POLL"):
-                message_op(MessageOp.TRYRECV)
                 header = ReceivedHeader(net.result[: ReceivedHeader.size])
                 with m.If(net.ready):
                     m.d.comb += word_capture.eq(1)
+                    issue(None)
                     with m.If(header.len == 0):  # the result is 0: no message (a header's length is 1..4)
                         m.next = "IDLE"
                     with m.Else():
@@ -464,10 +490,12 @@ class HostBridge(wiring.Component):
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "GET"
+                        issue(MessageOp.GET)
             with m.State("GET"):
-                message_op(MessageOp.GET)
                 with m.If(net.ready):
-                    m.d.comb += [word_capture.eq(1), words_dec.eq(1)]
+                    m.d.comb += word_capture.eq(1)
+                    m.d.sync += net_word_done.eq(1)
+                    issue(None)
                     m.next = "STORE"
 
             # -- transmit a frame: END, header, payload, CRC, END --
