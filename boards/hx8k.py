@@ -19,8 +19,10 @@ BOARD = Board(
     clock_source=ClockSource.PLL_CORE,
     clock_resource="clk12",
     reference_hz=12e6,
+    # What fits (make bench-fit; README): five bit-core tiles at 64 MHz; six would fit in logic cells but need
+    # 35 of the 32 block RAMs.
     default_mhz=24.0,
-    default_tiles=8,
+    default_tiles=5,
     iceprog_args=("-S",),
     openfpgaloader_board="ice40_generic",
     uart_wiring="USB: the FT2232H's channel B (e.g. /dev/ttyUSB1); FPGA rx = B10, tx = B12",
