@@ -59,10 +59,10 @@ _PROGRESS_MARKERS = ("Packing", "Placing", "Running simulated annealing placer",
 _LOG_TAIL_LINES = 25
 
 #: Yosys overrides of the board build. On the RTLIL path Yosys drops a memory's `no_rw_check` attribute before it
-#: maps block RAM, so every synchronous read port of such a memory got read-during-write emulation: about 34 lone
-#: flip-flops and a bypass multiplexer per mailbox, for collisions the design never makes (hw/mailbox.py says why).
-#: The synthesis therefore stops before `map_ram`, marks collisions as don't-care on exactly the memories that carry
-#: `no_rw_check`, and goes on; memories without the attribute (tile memory, register files) keep the emulation.
+#: maps block RAM, so every synchronous read port of such a memory got read-during-write emulation: lone flip-flops
+#: and a bypass multiplexer, for collisions the design never makes (each memory says why in its code). The synthesis
+#: therefore stops before `map_ram`, marks collisions as don't-care on exactly the memories that carry
+#: `no_rw_check`, and goes on; a memory without the attribute keeps the emulation.
 YOSYS_OVERRIDES = {
     "synth_opts": "-run :map_ram",
     "script_after_synth": (

@@ -1,7 +1,7 @@
 """The Tessera chip: tile nodes and the host node on one slotted ring, the host bridge on the host node.
 
 docs/architecture.md has the picture. The ring is wired as `tessera.hw.network.RingNetwork` shows: tiles at ring
-positions 0..T-1, the host's message unit at position T, padded to whole slots (`pad_ring`). A chip with
+positions 0..T-1, the host's message unit at position T, padded to whole slots (`network.connect_ring`). A chip with
 LEDs or buttons puts the I/O node (hw/io_node.py) at ring position and address T and the host's unit after it.
 """
 
@@ -19,9 +19,8 @@ from tessera.hw.host_bridge import HostBridge
 from tessera.hw.host_link import HostLink
 from tessera.hw.io_node import MAX_PINS, IoNode, default_debounce_cycles, io_address
 from tessera.hw.message_unit import MessageUnit
-from tessera.hw.network import phase_at_reset
+from tessera.hw.network import connect_ring, phase_at_reset
 from tessera.hw.noc_layouts import HOST_NODE, MAX_TILES, MAX_WORDS, ring_length
-from tessera.hw.ring_delay import pad_ring
 from tessera.hw.tile_fanout import TileFanout
 from tessera.hw.tile import core_class
 from tessera.hw.tile_node import TileNode, decode_node_inputs
@@ -233,11 +232,11 @@ class TesseraChip(wiring.Component):
         m.d.sync += cycle.eq(cycle + 1)
 
         # ---- the ring: tile nodes, the host's unit, padding registers ------------------------------------------
-        ring_nodes = [node.ring_out for node in self.nodes]
         io = self.io
+        # Ring order: the tiles, the I/O node (if any), the host's unit last.
+        before_host = [*self.nodes, *([io] if io is not None else [])]
         if io is not None:
             m.submodules.io = io
-            ring_nodes.append(io.ring_out)
             if self._leds:
                 m.d.comb += self.leds.eq(io.leds)
             if self._buttons:
@@ -245,7 +244,7 @@ class TesseraChip(wiring.Component):
         host_unit = MessageUnit(
             address=HOST_NODE,
             num_tiles=self._unit_tiles,
-            phase_at_reset=phase_at_reset(len(ring_nodes)),
+            phase_at_reset=phase_at_reset(len(before_host)),
             depth=self._mailbox_depth,
             retry_delay=self._retry_delay,
         )
@@ -261,14 +260,7 @@ class TesseraChip(wiring.Component):
             stream = cycle_counter_stream(m)
             for node in self.nodes:
                 m.d.comb += [getattr(node.tile, name).eq(value) for name, value in zip(COUNTER_STREAM_MEMBERS, stream)]
-        outputs = [*ring_nodes, host_unit.ring_out]
-        stops = len(outputs)
-        outputs.append(pad_ring(m, outputs[-1], ring_length(stops) - stops))  # what stop 0 reads
-        for index, node in enumerate(self.nodes):
-            m.d.comb += node.ring_in.eq(outputs[index - 1])
-        if io is not None:
-            m.d.comb += io.ring_in.eq(outputs[count - 1])
-        m.d.comb += host_unit.ring_in.eq(outputs[stops - 2])
+        connect_ring(m, [*before_host, host_unit])
 
         # ---- the bridge's tile bus: the fan-out, plus the message counters in status words 5 and 6 -------------
         m.submodules.fanout = fanout = TileFanout(tile_count=count, addr_bits=addr_bits)

@@ -45,7 +45,7 @@ class Mailbox(wiring.Component):
       A read takes 3 cycles, ready in the third.
     - `put` (valid held until ready): writes staged word `index` (0 = route header and tag) in two cycles; ready in
       the second.
-    - `staging` (the router, while it injects) reads the staging entry; data arrives the cycle after `en`.
+    - `staging` (the router, while it injects) reads the staging entry; data arrives the cycle after `index`.
     The open entry stays occupied until the next OPEN, so a fully read message holds its entry until then.
     """
 

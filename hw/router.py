@@ -9,10 +9,8 @@ from amaranth.lib.wiring import In, Out
 from tessera.hw.noc_layouts import FLIT_BITS, NODE_BITS, SLOT_FLITS, EjectFlit, Flit, RouteHeader, SlotKind
 
 #: The router reads the staged message (header, tag, payload halves, in the mailbox's memory) one flit per cycle,
-#: one cycle ahead of putting it on the ring.
-StagingReadSignature = wiring.Signature(
-    {"en": Out(1), "index": Out(range(SLOT_FLITS)), "data": In(FLIT_BITS)}
-)
+#: one cycle ahead of putting it on the ring: `data` is the flit `index` named in the cycle before.
+StagingReadSignature = wiring.Signature({"index": Out(range(SLOT_FLITS)), "data": In(FLIT_BITS)})
 
 
 class Router(wiring.Component):
@@ -102,11 +100,6 @@ class Router(wiring.Component):
             self.eject.payload.index.eq(phase),
             self.response.valid.eq(arriving_response),
             self.response.payload.eq(incoming.kind == SlotKind.NACK),
-            self.staging.en.eq(
-                (self.inject_request & (phase == SLOT_FLITS - 1))
-                | start_inject
-                | (injecting & (phase != 0) & (phase != SLOT_FLITS - 1))
-            ),
             self.staging.index.eq(next_phase),
         ]
         return m
