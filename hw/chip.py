@@ -11,13 +11,14 @@ from typing import Literal
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from tessera.hw.core import check_mem_bytes
 from tessera.hw.core_bit import COUNTER_STREAM_MEMBERS, FRAME_LEAD
 from tessera.hw.host_bridge import HostBridge
 from tessera.hw.host_link import HostLink
-from tessera.hw.io_node import MAX_PINS, IoNode, default_debounce_cycles, io_address
+from tessera.hw.io_node import MAX_PINS, IoNode, debounce_bits, default_debounce_cycles, io_address
 from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import connect_ring, phase_at_reset
 from tessera.hw.noc_layouts import HOST_NODE, MAX_TILES, MAX_WORDS, ring_length
@@ -43,30 +44,47 @@ FEATURES = (
 COUNTER_FEATURES = Feature.INSTRET | Feature.MESSAGE_COUNTERS
 
 
-def cycle_counter_stream(m: Module) -> tuple[Signal, Signal, Signal]:
-    """Add to `m` the bit-serial cores' counter stream of the chip's cycle counter; return (`bit`, `start`, `high`)
-    as `tessera.hw.core_bit.counter_stream(m, cycle)` would for it (from the first announced frame on).
+def cycle_counter_stream(m: Module, cycle: Signal) -> tuple[Signal, Signal, Signal]:
+    """Add to `m` the bit-serial cores' counter stream of the chip's cycle counter `cycle` (64 bits, counting from 0
+    at reset); return (`bit`, `start`, `high`) as `tessera.hw.core_bit.counter_stream(m, cycle)` would for it (from
+    the first announced frame on).
 
-    The chip counter counts from 0 at reset, so counter_stream's frame k (cycles 64k..64k+63) carries 64k - 1, a
-    value that grows by exactly 64 per frame. It therefore circulates, least significant bit first, in a ring of
-    64 flip-flops, and a serial adder adds 64 to each bit as it passes: no 64-bit snapshot multiplexer.
+    counter_stream's frame k (cycles 64k..64k+63) carries 64k - 1, a value that grows by exactly 64 per frame. It
+    therefore circulates, least significant bit first, through a 64 x 1-bit block RAM (bit i of the frame's value at
+    address i, i = `cycle` mod 64, the frame's own index), and a serial adder adds 64 to each bit as it passes: no
+    64-bit snapshot multiplexer and no 64 flip-flops (a flip-flop fed by a flip-flop takes a logic cell of its own).
+    Frame 0 holds -1 (all ones, never announced): the RAM's content is ignored until frame 0 has written it.
     """
-    index = Signal(6)
-    m.d.sync += index.eq(index + 1)
-    value = Signal(64, init=(1 << 64) - 1)  # frame 0 holds -1 (never announced); bit 0 of the frame at value[0]
-    carry = Signal()  # carry into the bit at value[0] while adding 64
-    primed = Signal()
-    m.d.sync += value.eq(Cat(value[1:], value[0] ^ carry))
+    index = cycle[:6]
+    ring = Memory(shape=1, depth=64, init=[], attrs={"no_rw_check": 1, "ram_style": "block"})
+    m.submodules.counter_ring = ring
+    write = ring.write_port()
+    # `bit` (bit `index` of the frame's value) is a flip-flop, as the ring's last stage was: the block RAM's slower
+    # clock-to-output stays out of the cores. So the RAM is read two addresses ahead; the address written (index)
+    # is never one being read (index + 2): `no_rw_check` (as in `tessera.hw.ring_delay.RingDelay`).
+    read = ring.read_port(domain="sync")
+    bit = Signal(init=1)
+    primed = Signal()  # the RAM holds the running value: its reads count from frame 1's bit 0 on
+    carry = Signal()  # carry into `bit` while adding 64
+    m.d.sync += bit.eq(read.data | ~primed)
     with m.If(index == 5):
         m.d.sync += carry.eq(1)
     with m.Elif(index == 63):
-        m.d.sync += [carry.eq(0), primed.eq(1)]
+        m.d.sync += carry.eq(0)
     with m.Else():
-        m.d.sync += carry.eq(carry & value[0])
+        m.d.sync += carry.eq(carry & bit)
+    with m.If(index == 62):  # the read now (address 0) is bit 0 of frame 1, written in frame 0
+        m.d.sync += primed.eq(1)
+    m.d.comb += [
+        read.addr.eq(index + 2),
+        write.en.eq(1),
+        write.addr.eq(index),
+        write.data.eq(bit ^ carry),
+    ]
     start = Signal()
     high = Signal()
     m.d.comb += [start.eq(primed & (index[0:5] == 32 - FRAME_LEAD)), high.eq(~index[5])]
-    return value[0], start, high
+    return bit, start, high
 
 
 class TesseraChip(wiring.Component):
@@ -78,7 +96,8 @@ class TesseraChip(wiring.Component):
     4..6 read 0), `core` ("parallel",
     "serial" or "bit", see `tessera.hw.tile.CORES`; with "bit" one counter stream serves every tile),
     `leds`/`buttons` (0..8 each; either above 0 adds the I/O node and the ports `leds: Out(leds)` /
-    `buttons: In(buttons)`), `debounce_cycles` (the buttons' debounce interval; default 5 ms of `clock_hz`).
+    `buttons: In(buttons)`), `debounce_cycles` (the buttons' debounce interval, a power of two; default
+    `default_debounce_cycles(clock_hz)`, about 5 ms).
 
     `info` is what IDENTIFY reports. The chip-wide 64-bit cycle counter starts at 0 on reset.
 
@@ -118,6 +137,7 @@ class TesseraChip(wiring.Component):
             raise ValueError(f"link={link!r}: expected one of {', '.join(LINKS)}")
         if not 1 <= max_words <= MAX_WORDS_LIMIT:
             raise ValueError(f"max_words={max_words}: expected 1..{MAX_WORDS_LIMIT}")
+        self._debounce_bits = debounce_bits(debounce_cycles or default_debounce_cycles(clock_hz))
         self._tiles = tiles
         self._mem_bytes = mem_bytes
         self._mailbox_depth = mailbox_depth
@@ -180,7 +200,6 @@ class TesseraChip(wiring.Component):
                 phase_at_reset=phase_at_reset(tiles),
                 led_count=leds,
                 button_count=buttons,
-                debounce_cycles=debounce_cycles or default_debounce_cycles(clock_hz),
             )
             if has_io
             else None
@@ -240,7 +259,7 @@ class TesseraChip(wiring.Component):
             if self._leds:
                 m.d.comb += self.leds.eq(io.leds)
             if self._buttons:
-                m.d.comb += io.buttons.eq(self.buttons)
+                m.d.comb += [io.buttons.eq(self.buttons), io.sample.eq(cycle[: self._debounce_bits].all())]
         host_unit = MessageUnit(
             address=HOST_NODE,
             num_tiles=self._unit_tiles,
@@ -257,7 +276,7 @@ class TesseraChip(wiring.Component):
             m.submodules[f"node{index}"] = node
             m.d.comb += [node.cycle.eq(cycle), node.decoded.eq(decoded)]
         if self._core == "bit":
-            stream = cycle_counter_stream(m)
+            stream = cycle_counter_stream(m, cycle)
             for node in self.nodes:
                 m.d.comb += [getattr(node.tile, name).eq(value) for name, value in zip(COUNTER_STREAM_MEMBERS, stream)]
         connect_ring(m, [*before_host, host_unit])

@@ -14,7 +14,7 @@ from tessera.hw.noc_layouts import MAX_WORDS as MESSAGE_WORDS
 from tessera.hw.noc_layouts import MessageOp, MessageStatus, ReceivedHeader
 from tessera.hw.slip_decoder import SlipDecoder
 from tessera.hw.slip_encoder import SlipEncoder
-from tessera.hw.tile_bus import TileBusSignature
+from tessera.hw.tile_bus import TileBusSignature, tile_select_bits
 from tessera.os.protocol import (
     MAX_WORDS_LIMIT,
     MIN_FRAME,
@@ -29,10 +29,10 @@ from tessera.os.protocol import (
 )
 
 #: Frame buffer layout (one 512 x 8 block RAM): the command frame from 0 (at most max_body(MAX_WORDS_LIMIT) + 1
-#: = 254 bytes); from MESSAGE_BASE the pending host-bound message as a push reads it back: two header bytes made
-#: by the bridge, the stored header word (source node, length, tag), then the words; IDENTIFY's reply payload
-#: (initial contents, never written) at IDENTIFY_BASE. Bases with few one bits: loading them into the buffer
-#: pointer costs less.
+#: = 254 bytes); from MESSAGE_BASE the pending host-bound message as a push reads it back: the MESSAGE byte 0
+#: (initial contents, never written), the push number (written as the message is stored), the stored header word
+#: (source node, length, tag), then the words; IDENTIFY's reply payload (initial contents, never written) at
+#: IDENTIFY_BASE. Bases with few one bits: loading them into the buffer pointer costs less.
 MESSAGE_BASE = RX_BUFFER_BYTES
 IDENTIFY_BASE = RX_BUFFER_BYTES + RX_BUFFER_BYTES // 2
 BUFFER_BYTES = 2 * RX_BUFFER_BYTES
@@ -104,6 +104,7 @@ class HostBridge(wiring.Component):
         m.submodules.crc = crc = Crc16()
         buffer_init = [0] * BUFFER_BYTES
         buffer_init[IDENTIFY_BASE : IDENTIFY_BASE + len(identify_bytes)] = identify_bytes
+        buffer_init[MESSAGE_BASE] = (PROTOCOL_VERSION << 5) | Opcode.MESSAGE
         # A read never meets the byte written in the same cycle: the receiver writes only while no frame is held
         # (the check, the execution and the reply read only then), and a push reads from MESSAGE_BASE on while the
         # receiver writes below it and the message store writes with the read port idle. `no_rw_check` tells Yosys
@@ -124,7 +125,9 @@ class HostBridge(wiring.Component):
         opcode = Signal(5)  # of byte 0 (version << 5 | opcode)
         version_ok = Signal()  # byte 0's version is PROTOCOL_VERSION: one flip-flop, not three
         seq = Signal(8)
-        tile = Signal(8)
+        # Of byte 2 only what the bus and SEND's destination use, and the TILE_RANGE check made as it arrives.
+        tile = Signal(tile_select_bits(info.tile_count))
+        tile_in_range = Signal()
         release = Signal()  # the frame is answered: receive the next one
         message_write = Signal()  # the message path owns the write port this cycle
 
@@ -138,11 +141,16 @@ class HostBridge(wiring.Component):
             with m.Elif(rx_count != limit + 1):
                 m.d.comb += [wp.addr.eq(rx_count), wp.data.eq(symbol.data), wp.en.eq(1)]
                 m.d.sync += rx_count.eq(rx_count + 1)
-                # The header's three bytes shift in: one decode of rx_count instead of three.
-                with m.If(~at_least(rx_count, 3)):
+                # Bytes 0 and 1 shift in (byte 0 through `seq`), byte 2 is taken apart.
+                with m.If(~at_least(rx_count, 2)):
                     m.d.sync += [
-                        Cat(opcode, seq, tile).eq(Cat(seq[:5], tile, symbol.data)),
+                        Cat(opcode, seq).eq(Cat(seq[:5], symbol.data)),
                         version_ok.eq(seq[5:] == PROTOCOL_VERSION),
+                    ]
+                with m.If(rx_count == 2):
+                    m.d.sync += [
+                        tile.eq(symbol.data[: len(tile)]),
+                        tile_in_range.eq(~at_least(symbol.data, info.tile_count)),
                     ]
         with m.If(release):
             m.d.sync += [frame_ready.eq(0), rx_count.eq(0)]
@@ -159,14 +167,15 @@ class HostBridge(wiring.Component):
         # register with two inputs costs a LUT that packs with its flip-flop, a separate copy a lone flip-flop.
         tag = Cat(count, seq)
         status = Signal(range(max(Status) + 1))
-        extra = Signal(max(5, status.shape().width))  # the one payload byte of DUPLICATE / NET_FAULT replies
         # The command counts for duplicate detection: it passed the DUPLICATE check, which its status tells (the
         # link errors, BAD_VERSION, UNKNOWN_COMMAND and DUPLICATE come before or from it).
         executed = (status == Status.OK) | (at_least(status, Status.BAD_LENGTH) & (status != Status.DUPLICATE))
         assert Status.BAD_LENGTH == max(Status.LINE_ERROR, Status.OVERSIZE, Status.TRUNCATED, Status.BAD_CRC,
                                         Status.BAD_VERSION, Status.UNKNOWN_COMMAND) + 1
         last_seq = Signal(8)
-        last_status = Signal.like(status)
+        # The last executed command's status, taken when its reply is complete; until then it can hold the one
+        # payload byte of a NET_FAULT reply (the cause). A DUPLICATE reply's payload byte is the register as it is.
+        last_status = Signal(max(5, status.shape().width))
         last_valid = Signal()
         addr = Signal(self._addr_bits)  # tile word address, status word index, or SEND's wait timer
         words_left = Signal(range(max(info.max_words, STATUS_WORDS, 2 + 4 * MESSAGE_WORDS, len(identify_bytes)) + 1))
@@ -205,11 +214,15 @@ class HostBridge(wiring.Component):
             m.d.comb += crc.take.eq(1)
         pushing = Signal()  # the frame being sent is a MESSAGE push, not a reply
         received = Signal()  # the command frame reached the byte being checked, or the header byte being sent
+        # Equality, not a comparison: ptr counts up from 0 (both in the check and in a reply's header) and meets
+        # rx_count on the way; from there on `received` stays 0.
+        past_body = ~received | (ptr == rx_count)
 
         m.d.comb += [tiles.tile.eq(tile), tiles.addr.eq(addr), tiles.wdata.eq(word)]
 
         # ---- command decoding, with lengths in terms of the whole body (n = payload + 5) -------------------------
         is_op = {op: opcode == op for op in Opcode}
+        m.d.comb += tiles.space.eq(is_op[Opcode.STATUS])  # only READ_MEM and STATUS read: no register needed
         tile_command = Signal()
         m.d.comb += tile_command.eq(
             is_op[Opcode.WRITE_MEM] | is_op[Opcode.READ_MEM] | is_op[Opcode.RESET] | is_op[Opcode.HALT]
@@ -245,9 +258,10 @@ class HostBridge(wiring.Component):
         addr_ok = (word[:2] == 0) & (word[info.mem_log2 :] == 0) & run_fits
         known = ~at_least(opcode, Opcode.REPUSH_MESSAGE + 1)
 
-        # rs1 is `word` (PUT's data; 0 for SEND, whose destination is OR'ed in), rs2 always `tag`.
+        # rs1 is `word` (PUT's data; 0 for SEND, whose destination is OR'ed in: `tile`, whose dropped high bits the
+        # TILE_RANGE check found 0), rs2 always `tag`.
         sending = Signal()
-        m.d.comb += [net.rs1.eq(Cat(word[:8] | Mux(sending, tile, 0), word[8:])), net.rs2.eq(tag)]
+        m.d.comb += [net.rs1.eq(Cat(word[: len(tile)] | Mux(sending, tile, 0), word[len(tile) :])), net.rs2.eq(tag)]
 
         # The message port's valid, funct3 and funct7 come straight from flip-flops: the unit's `ready` feeds this
         # FSM's next state, so a state decode in front of the unit would make one long loop (it was the chip's
@@ -281,11 +295,9 @@ class HostBridge(wiring.Component):
             m.d.sync += ptr.eq(ptr + 1)
         with m.If(step_inc):
             m.d.sync += step.eq(step + 1)
-        # A PUT or GET answered in the previous cycle: its word is counted now, so that `net.ready` is not in front
-        # of the decrement's carry chain (the next look at words_left is several cycles later).
-        net_word_done = Signal()
-        m.d.sync += net_word_done.eq(0)
-        with m.If(words_dec | net_word_done):
+        # Every loop counts its words down to 0 and counts a word in a state that does not wait on `net.ready`
+        # (so `ready` is not in front of the decrement's carry chain).
+        with m.If(words_dec):
             m.d.sync += words_left.eq(words_left - 1)
         with m.If(addr_inc):
             m.d.sync += addr.eq(addr + 1)
@@ -328,8 +340,6 @@ class HostBridge(wiring.Component):
             with m.State("CHECK_READ"):
                 m.d.comb += rp.en.eq(1)
                 m.next = "CHECK_BYTE"
-                # Equality, not a comparison: ptr counts up from 0 and meets rx_count (>= MIN_FRAME) on the way.
-                past_body = ~received | (ptr == rx_count)
                 m.d.sync += received.eq(~past_body)
                 with m.If(past_body & (ptr[3:] != 0)):  # past the body and past payload byte 4: the CRC is final
                     # The run's word count, for the address check (n = 9 + 4k for WRITE_MEM, 7 + 4k for SEND).
@@ -344,7 +354,7 @@ class HostBridge(wiring.Component):
                 m.d.comb += [out_byte.eq(rp.data), crc.valid.eq(received)]
                 with m.If(crc.done | ~received):
                     m.d.comb += [crc.take.eq(1), ptr_inc.eq(1)]
-                    with m.If(at_least(ptr, 3) & ~at_least(ptr, 7)):
+                    with m.If(~at_least(ptr, 7)):  # bytes 0..2 are shifted out again by 3..6
                         m.d.comb += word_shift.eq(1)
                     with m.If(ptr == 7):
                         m.d.sync += count.eq(rp.data)
@@ -356,13 +366,12 @@ class HostBridge(wiring.Component):
                 with m.Elif(~known):
                     reply(Status.UNKNOWN_COMMAND)
                 with m.Elif(~is_op[Opcode.IDENTIFY] & last_valid & (seq == last_seq)):
-                    m.d.sync += extra.eq(last_status)
                     reply(Status.DUPLICATE)
                 with m.Else():
                     m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
                     with m.If(~length_ok):
                         reply(Status.BAD_LENGTH)
-                    with m.Elif(tile_command & at_least(tile, info.tile_count)):
+                    with m.Elif(tile_command & ~tile_in_range):
                         reply(Status.TILE_RANGE)
                     with m.Elif(memory_command & ~addr_ok):
                         reply(Status.ADDR_RANGE)
@@ -374,15 +383,14 @@ class HostBridge(wiring.Component):
                 m.d.sync += [step.eq(0), ptr.eq(Mux(is_op[Opcode.SEND], 3 + 2, 3 + 4))]  # the first word
                 with m.Switch(opcode):
                     with m.Case(Opcode.IDENTIFY):
-                        m.d.sync += words_left.eq(len(identify_bytes))
+                        m.d.sync += words_left.eq(len(identify_bytes) - 1)
                         reply()
                     with m.Case(Opcode.WRITE_MEM):
                         m.next = "FETCH"
                     with m.Case(Opcode.READ_MEM):
-                        m.d.sync += tiles.space.eq(0)
                         reply()
                     with m.Case(Opcode.STATUS):
-                        m.d.sync += [words_left.eq(STATUS_WORDS), tiles.space.eq(1), addr.eq(0)]
+                        m.d.sync += [words_left.eq(STATUS_WORDS), addr.eq(0)]
                         reply()
                     with m.Case(Opcode.RESET):
                         m.d.comb += tiles.reset_pc.eq(1)
@@ -418,13 +426,14 @@ class HostBridge(wiring.Component):
                 m.d.comb += [rp.en.eq(1), step_inc.eq(1)]
                 m.d.comb += [ptr_inc.eq(step != 4), word_shift.eq(step != 0)]  # read ahead by one cycle
                 with m.If(step == 4):
+                    m.d.comb += words_dec.eq(1)
                     m.d.sync += step.eq(0)
                     m.next = "USE_WORD"
                     issue(MessageOp.PUT, valid=is_op[Opcode.SEND])
             with m.State("USE_WORD"):
                 with m.If(~is_op[Opcode.SEND]):
-                    m.d.comb += [tiles.we.eq(1), addr_inc.eq(1), words_dec.eq(1)]
-                    with m.If(words_left == 1):
+                    m.d.comb += [tiles.we.eq(1), addr_inc.eq(1)]
+                    with m.If(words_left == 0):
                         reply()
                     with m.Else():
                         m.next = "FETCH"
@@ -432,11 +441,10 @@ class HostBridge(wiring.Component):
                     with m.If(net.ready):
                         issue(None)
                     with m.If(net.ready & net.fault):
-                        m.d.sync += extra.eq(net.cause)
+                        m.d.sync += last_status.eq(net.cause)
                         reply(Status.NET_FAULT)
                     with m.Elif(net.ready):
-                        m.d.sync += net_word_done.eq(1)
-                        with m.If(words_left == 1):
+                        with m.If(words_left == 0):
                             # PUT's result is 0: the capture clears `word` for SEND's rs1.
                             m.d.comb += word_capture.eq(1)
                             m.next = "NET_SEND"
@@ -448,7 +456,7 @@ class HostBridge(wiring.Component):
                 with m.If(net.ready):
                     issue(None)
                 with m.If(net.ready & net.fault):
-                    m.d.sync += extra.eq(net.cause)
+                    m.d.sync += last_status.eq(net.cause)
                     reply(Status.NET_FAULT)
                 with m.Elif(net.ready):
                     reply()
@@ -464,22 +472,27 @@ class HostBridge(wiring.Component):
                     issue(None)
 
             # -- take one message for the host out of the network into the buffer --
+            # TRYRECV's answer is looked at a cycle later, from `word` (as the loops count words in states that do
+            # not wait on `ready`): `ready` feeds no counter (the host node's mailbox count -> `ready` -> POLL loading
+            # words_left was the chip's critical path).
             with m.State("POLL"):
-                header = ReceivedHeader(net.result[: ReceivedHeader.size])
+                m.d.sync += [step.eq(0), ptr.eq(MESSAGE_BASE + 1)]
                 with m.If(net.ready):
                     m.d.comb += word_capture.eq(1)
                     issue(None)
-                    with m.If(header.len == 0):  # the result is 0: no message (a header's length is 1..4)
-                        m.next = "IDLE"
-                    with m.Else():
-                        # The whole header word is stored from MESSAGE_BASE + 2: its low half (src, len) is the
-                        # push's header bytes 2 and 3 (3 is replaced by the status), its tag the payload's start.
-                        m.d.sync += [
-                            words_left.eq(header.len),
-                            step.eq(0),
-                            ptr.eq(MESSAGE_BASE + 2),
-                        ]
-                        m.next = "STORE"
+                    m.next = "POLLED"
+            with m.State("POLLED"):
+                # The push number goes to MESSAGE_BASE + 1 (harmless if there is no message: nothing is pending). It is
+                # the one this message is pushed with: push_seq changes only when the pending message is freed.
+                # The whole header word is then stored from MESSAGE_BASE + 2: its low half (src, len) is the push's
+                # header bytes 2 and 3 (3 is replaced by the status), its tag the payload's start.
+                m.d.comb += [message_write.eq(1), wp.addr.eq(ptr), wp.data.eq(push_seq), wp.en.eq(1), ptr_inc.eq(1)]
+                header = ReceivedHeader(word[: ReceivedHeader.size])
+                m.d.sync += words_left.eq(header.len)
+                with m.If(header.len == 0):  # the result was 0: no message (a header's length is 1..4)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "STORE"
             with m.State("STORE"):
                 m.d.comb += [message_write.eq(1), wp.addr.eq(ptr), wp.data.eq(word[:8]), wp.en.eq(1)]
                 m.d.comb += [ptr_inc.eq(1), word_shift.eq(1), step_inc.eq(1)]
@@ -489,43 +502,38 @@ class HostBridge(wiring.Component):
                         m.d.sync += [pending.eq(1), pushed.eq(0)]
                         m.next = "IDLE"
                     with m.Else():
+                        m.d.comb += words_dec.eq(1)
                         m.next = "GET"
                         issue(MessageOp.GET)
             with m.State("GET"):
                 with m.If(net.ready):
                     m.d.comb += word_capture.eq(1)
-                    m.d.sync += net_word_done.eq(1)
                     issue(None)
                     m.next = "STORE"
 
             # -- transmit a frame: END, header, payload, CRC, END --
             # The header's first three bytes are read back from the buffer like a buffer payload: a reply's from
-            # the command frame at 0 (zero where the frame was shorter), a push's from the stored message, whose
-            # first two header bytes (0x3F, the push number) are made here and whose source node is the low byte
-            # of the stored header word. Byte 3 is always `status`.
+            # the command frame at 0 (zero where the frame was shorter), a push's from the stored message (0x3F,
+            # the push number, then the source node: the low byte of the stored header word). Byte 3 is always
+            # `status`.
             with m.State("TX_START"):
                 m.d.comb += [out_valid.eq(1), out_end.eq(1), crc.clear.eq(1)]
-                with m.If(executed & ~pushing):
-                    m.d.sync += last_status.eq(status)
-                m.d.sync += [step.eq(0), ptr.eq(Mux(pushing, MESSAGE_BASE, 0))]
+                m.d.sync += [step.eq(0), ptr.eq(Mux(pushing, MESSAGE_BASE, 0)), received.eq(1)]
                 with m.If(sent):
                     m.next = "TX_READ"
             with m.State("TX_READ"):
                 m.d.comb += rp.en.eq(1)
-                # Registered: off the path to the encoder. step[:2] is 0..2 where it matters (byte 3 is the status).
-                m.d.sync += received.eq(
-                    Mux(step[1], at_least(rx_count, 3), Mux(step[0], at_least(rx_count, 2), rx_count != 0))
-                )
+                # Registered: off the path to the encoder. It matters for header bytes 0..2 of a reply only.
+                m.d.sync += received.eq(~past_body)
                 m.next = "TX_BYTE"
             with m.State("TX_BYTE"):
                 # rp.data holds the byte at ptr (the read port keeps its output while en = 0).
                 header = ~step[2]
                 with m.If(header & (step[:2] == 3)):
                     m.d.comb += out_byte.eq(status)
-                    with m.If(pushing):  # rp.data is the stored header's `len` byte: the tag's 2 bytes + 4 per word
-                        m.d.sync += words_left.eq(Cat(C(2, 2), rp.data[: len_field.width]))
-                with m.Elif(header & pushing & ~step[1]):
-                    m.d.comb += out_byte.eq(Mux(step[0], push_seq, (PROTOCOL_VERSION << 5) | Opcode.MESSAGE))
+                    with m.If(pushing):  # rp.data is the stored header's `len` byte: the tag's 2 bytes + 4 per word,
+                        # less the last one (the loop counts down to 0)
+                        m.d.sync += words_left.eq(Cat(C(1, 2), rp.data[: len_field.width]))
                 with m.Elif(~header | pushing | received):
                     m.d.comb += out_byte.eq(rp.data)
                 m.d.comb += out_valid.eq(1)
@@ -548,10 +556,10 @@ class HostBridge(wiring.Component):
                                 m.next = "TX_CRC"
                     with m.Else():
                         m.d.comb += words_dec.eq(1)
-                        with m.If(words_left == 1):
+                        with m.If(words_left == 0):
                             m.next = "TX_CRC"
             with m.State("TX_EXTRA"):
-                m.d.comb += [out_valid.eq(1), out_byte.eq(extra)]
+                m.d.comb += [out_valid.eq(1), out_byte.eq(last_status)]
                 with m.If(sent):
                     m.next = "TX_CRC"
             with m.State("BUS_READ"):
@@ -589,5 +597,7 @@ class HostBridge(wiring.Component):
                         m.d.sync += pushed.eq(1)
                     with m.Else():
                         m.d.comb += release.eq(1)
+                        with m.If(executed):
+                            m.d.sync += last_status.eq(status)
                     m.next = "IDLE"
         return m

@@ -25,6 +25,8 @@ position is any stop (phase_at_reset as for a tile there).
 
 from __future__ import annotations
 
+import math
+
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.cdc import FFSynchronizer
@@ -35,7 +37,7 @@ from tessera.hw.noc_layouts import NODE_BITS, Flit, RouteHeader
 
 #: Most LEDs/buttons one node serves (one bit each in a payload byte).
 MAX_PINS = 8
-#: Button debounce interval when the chip top is not told otherwise: 5 ms of clock.
+#: Button debounce interval when the chip top is not told otherwise: about 5 ms of clock.
 DEBOUNCE_S = 0.005
 
 
@@ -53,7 +55,17 @@ def io_permission_bit(tiles: int) -> int:
 
 
 def default_debounce_cycles(clock_hz: int) -> int:
-    return max(1, round(clock_hz * DEBOUNCE_S))
+    """About DEBOUNCE_S of `clock_hz`: the power of two nearest to it (in the ratio sense), as `debounce_bits` needs."""
+    return 1 << round(math.log2(max(1.0, clock_hz * DEBOUNCE_S)))
+
+
+def debounce_bits(debounce_cycles: int) -> int:
+    """log2 of the debounce interval `debounce_cycles`, which must be a power of two: the chip top pulses the node's
+    `sample` whenever that many low bits of its cycle counter are all ones (so no timer of its own: the samples fall
+    where a timer counting modulo `debounce_cycles` from 0 at reset would take them, at its last count)."""
+    if debounce_cycles < 1 or debounce_cycles & (debounce_cycles - 1):
+        raise ValueError(f"debounce interval {debounce_cycles}: expected a power of two cycles")
+    return debounce_cycles.bit_length() - 1
 
 
 def press_hold_cycles(debounce_cycles: int) -> int:
@@ -75,7 +87,8 @@ ButtonEvent = data.StructLayout({"pressed": MAX_PINS, "held": MAX_PINS})
 class IoNode(wiring.Component):
     """LEDs and buttons at node `address` (see the module docstring for the protocol and placement).
 
-    `debounce_cycles`: a button level counts only after it was the same at two samples this many cycles apart.
+    `sample` (In): one-cycle pulses, one every debounce interval (the chip top derives them from its cycle counter,
+    `debounce_bits`): a button level counts only after two successive samples saw it.
     `retry_slots`: slots the node waits after a NACK from the subscriber before it offers the event again.
     """
 
@@ -86,16 +99,12 @@ class IoNode(wiring.Component):
         phase_at_reset: int,
         led_count: int,
         button_count: int,
-        debounce_cycles: int,
         retry_slots: int = 3,
     ) -> None:
         for name, count in (("LED", led_count), ("button", button_count)):
             if not 0 <= count <= MAX_PINS:
                 raise ValueError(f"{name} count {count} outside 0..{MAX_PINS}")
-        if debounce_cycles < 1:
-            raise ValueError(f"debounce interval {debounce_cycles} must be at least one cycle")
         self._address = address
-        self._debounce_cycles = debounce_cycles
         self._led_count = led_count
         self._button_count = button_count
         super().__init__(
@@ -104,6 +113,7 @@ class IoNode(wiring.Component):
                 "ring_out": Out(Flit),
                 "leds": Out(max(1, led_count)),
                 "buttons": In(max(1, button_count)),
+                "sample": In(1),
             }
         )
         #: The node's ring stop (public so that tests can watch it).
@@ -114,7 +124,7 @@ class IoNode(wiring.Component):
         m.submodules.port = port = self.port
         m.d.comb += [port.ring_in.eq(self.ring_in), self.ring_out.eq(port.ring_out)]
 
-        # Buttons: synchronised, sampled every debounce_cycles, pressed = debounced rising edge.
+        # Buttons: synchronised, sampled at each `sample` pulse, pressed = debounced rising edge.
         buttons = max(1, self._button_count)
         held = Signal(buttons)
         pending = Signal(buttons)
@@ -122,16 +132,13 @@ class IoNode(wiring.Component):
         if self._button_count:
             raw = Signal(buttons)
             m.submodules.sync_buttons = FFSynchronizer(self.buttons, raw)
-            sample_timer = Signal(range(self._debounce_cycles))
             last_sample = Signal(buttons)
-            with m.If(sample_timer == self._debounce_cycles - 1):
-                m.d.sync += [sample_timer.eq(0), last_sample.eq(raw)]
+            with m.If(self.sample):
+                m.d.sync += last_sample.eq(raw)
                 stable = ~(raw ^ last_sample)
                 new_held = (held & ~stable) | (raw & stable)
                 m.d.sync += held.eq(new_held)
                 m.d.comb += pressed_now.eq(new_held & ~held)
-            with m.Else():
-                m.d.sync += sample_timer.eq(sample_timer + 1)
 
         # Messages to the node act as their flits pass.
         leds = Signal(max(1, self._led_count))
@@ -139,11 +146,13 @@ class IoNode(wiring.Component):
             m.d.comb += self.leds.eq(leds)
         subscribed = Signal()
         subscriber = Signal(NODE_BITS)
+        leds_follow = Signal()  # a SET_LEDS message's low payload half is on `port.low_half` now
         arrival = port.arrival
+        m.d.sync += leds_follow.eq(arrival.valid & (arrival.payload.tag == IoTag.SET_LEDS))
+        with m.If(leds_follow):
+            m.d.sync += leds.eq(port.low_half)
         with m.If(arrival.valid):
             with m.Switch(arrival.payload.tag):
-                with m.Case(IoTag.SET_LEDS):
-                    m.d.sync += leds.eq(arrival.payload.low_half)
                 with m.Case(IoTag.SUBSCRIBE):
                     m.d.sync += [subscribed.eq(1), subscriber.eq(arrival.payload.src)]
                 with m.Case(IoTag.UNSUBSCRIBE):

@@ -2,8 +2,8 @@
 
 A tile's stop (`Router` + `Mailbox`) stores whole messages because its core reads them later. A node whose logic
 can use a message while its flits go by needs none of that: this port hands over the first flits of each message
-addressed to it (sender, tag, low half of payload word 0) as they arrive, always answers ACK, and sends one message
-at a time straight from its owner's registers. On the wire it follows the same rules as a tile's stop
+addressed to it (sender and tag, then the low half of payload word 0) as they arrive, always answers ACK, and sends
+one message at a time straight from its owner's registers. On the wire it follows the same rules as a tile's stop
 (docs/network.md): slot phase from a counter, ACK/NACK in the slot that brought the message, one message in flight
 until its ACK, a retry after a NACK, never refilling a slot it has just emptied.
 """
@@ -16,9 +16,10 @@ from amaranth.lib.wiring import In, Out
 
 from tessera.hw.noc_layouts import FLIT_BITS, HOST_NODE, NODE_BITS, SLOT_FLITS, Flit, RouteHeader, SlotKind
 
-#: What the port reports of a message addressed to its node: its sender, its tag and the low half of payload word 0
-#: (flit 2; a message always carries at least one word).
-Arrival = data.StructLayout({"src": NODE_BITS, "tag": 16, "low_half": FLIT_BITS})
+#: What the port reports of a message addressed to its node as its tag (flit 1) passes: its sender and its tag. The
+#: low half of payload word 0 (flit 2; a message always carries at least one word) is on `IoRingPort.low_half` in the
+#: next cycle.
+Arrival = data.StructLayout({"src": NODE_BITS, "tag": 16})
 
 #: The owner's outbound message, seen from the owner. `request` = a message is waiting (held until `delivered`);
 #: the port asks for flit `index` of the slot (0 = route header, 1 = tag, 2.. = payload halves) in the cycle it
@@ -38,8 +39,8 @@ class IoRingPort(wiring.Component):
     """The ring stop of node `address` (contract in the module docstring).
 
     Per slot arriving at `ring_in`, on its first flit:
-    - DATA for this node: answered ACK (the node never lacks room); two cycles later `arrival` is valid for one
-      cycle with the message's sender, tag and low payload half.
+    - DATA for this node: answered ACK (the node never lacks room); one cycle later `arrival` is valid for one
+      cycle with the message's sender and tag, and in the cycle after that `low_half` is the low payload half.
     - ACK/NACK from this node's message: the slot leaves empty; an ACK pulses `outbound.delivered`, a NACK makes the
       port try again after `retry_slots` slots have passed.
     - EMPTY while a message waits: the port fills the slot with it (DATA).
@@ -61,6 +62,7 @@ class IoRingPort(wiring.Component):
                 "ring_in": In(Flit),
                 "ring_out": Out(Flit),
                 "arrival": Out(stream.Signature(Arrival, always_ready=True)),
+                "low_half": Out(FLIT_BITS),
                 "outbound": In(OutboundSignature),
             }
         )
@@ -117,16 +119,13 @@ class IoRingPort(wiring.Component):
         with m.Elif(start_inject):
             m.d.sync += self.ring_out.kind.eq(SlotKind.DATA)
 
-        # Inbound: the sender is taken from the route header (flit 0); two cycles later the tag has moved on to
-        # `ring_out` and the low payload half arrives, so all three are at hand without storing the tag.
-        tag_arrives = Signal()
-        src = Signal(NODE_BITS)
-        m.d.sync += [tag_arrives.eq(for_me), self.arrival.valid.eq(tag_arrives)]
-        with m.If(for_me):
-            m.d.sync += src.eq(header.src)
+        # Inbound: one cycle after the route header (flit 0) the tag arrives, while the header, on its way round,
+        # is in `ring_out` (a slot that brings a message is not one the port fills): sender and tag are at hand
+        # without storing either. The low payload half follows on `ring_in`.
+        m.d.sync += self.arrival.valid.eq(for_me)
         m.d.comb += [
-            self.arrival.payload.src.eq(src),
-            self.arrival.payload.tag.eq(self.ring_out.data),
-            self.arrival.payload.low_half.eq(incoming.data),
+            self.arrival.payload.src.eq(RouteHeader(self.ring_out.data).src),
+            self.arrival.payload.tag.eq(incoming.data),
+            self.low_half.eq(incoming.data),
         ]
         return m

@@ -40,6 +40,10 @@ MessagePortSignature = wiring.Signature(
 )
 
 
+#: RECVT's timer while it is not timing: ~1 (see the timer's comment in `MessageUnit.elaborate`).
+TIMER_RESTART = (1 << TIMEOUT_BITS) - 2
+
+
 def permission_signature(num_tiles: int) -> wiring.Signature:
     """The host's write port for a node's send permissions: bit t = may send to tile t, bit num_tiles = to the host."""
     return wiring.Signature({"we": Out(1), "data": Out(num_tiles + 1)})
@@ -51,13 +55,18 @@ class MessageUnit(wiring.Component):
     Parameters: `address` (node address: tile number, or HOST_NODE), `num_tiles` (tiles on the ring, for the
     permission set), `phase_at_reset` (slot phase of the flit arriving at this stop after reset: ring position mod
     SLOT_FLITS, see RingNetwork), `depth` (inbound queue size in messages), `retry_delay` (cycles between a NACK and
-    the retry).
+    the retry), `shared_timer` (True: RECVT's timer is outside, see below).
 
     Contract on `core` (docs/network.md has the table): one instruction at a time; `ready` pulses once per
     instruction; side effects happen only in the ready cycle (or, for SEND, never before it), so an instruction
     that the core abandons while waiting (valid drops) leaves no trace. The unit ignores `valid` in the cycle after
     `ready` so that a core which drops valid one cycle late is not served twice.
     Permissions reset to "none"; a write on `permissions` replaces the whole set.
+
+    With `shared_timer=True` the unit has no RECVT timer of its own: it raises `timing` while a RECVT waits and
+    reads `timer`, which its driver must hold at `TIMER_RESTART` in every cycle after one in which `timing` is 0
+    and the core waits in a receive (valid, funct3 RECV), and decrease by 1 after every cycle with `timing` = 1.
+    The tile node drives it from its watchdog's counter, which a waiting receive holds idle anyway.
     """
 
     def __init__(
@@ -68,6 +77,7 @@ class MessageUnit(wiring.Component):
         phase_at_reset: int,
         depth: int = 8,
         retry_delay: int = 32,
+        shared_timer: bool = False,
     ) -> None:
         if not 1 <= num_tiles <= MAX_TILES:
             raise ValueError(f"tile count {num_tiles} outside 1..{MAX_TILES}")
@@ -78,6 +88,8 @@ class MessageUnit(wiring.Component):
         self._address = address
         self._num_tiles = num_tiles
         self._retry_delay = retry_delay
+        self._shared_timer = shared_timer
+        timer_members = {"timer": In(TIMEOUT_BITS), "timing": Out(1)} if shared_timer else {}
         super().__init__(
             {
                 "core": In(MessagePortSignature),
@@ -90,6 +102,7 @@ class MessageUnit(wiring.Component):
                 # While 1, SEND may go to any node whatever the permission set: the tile node raises it while its fault
                 # reporter owns `core`, whose only SEND is the DOWN message to the tile's supervisor (a node address).
                 "send_anywhere": In(1),
+                **timer_members,
             }
         )
         #: The ring stop and the mailbox (public so that tests can watch their ports).
@@ -167,12 +180,14 @@ class MessageUnit(wiring.Component):
         # chain, no XOR tree. The comparison is registered, so that no carry chain lies on `ready`'s path, and reads
         # `left` itself, not the next cycle's value (that cost a LUT a bit in front of the chain): RECVT answers 0 in
         # cycle t0 + 1 + rs1 (t0 + 1 for rs1 = 0 or 1).
-        timing = Signal()
-        restart = (1 << TIMEOUT_BITS) - 2
-        left = Signal(TIMEOUT_BITS, init=restart)
+        if self._shared_timer:
+            timing, left = self.timing, self.timer
+        else:
+            timing = Signal()
+            left = Signal(TIMEOUT_BITS, init=TIMER_RESTART)
+            m.d.sync += left.eq(Mux(timing, left - 1, TIMER_RESTART))
         with m.If(~active | core.ready):
             m.d.sync += timing.eq(0)
-        m.d.sync += left.eq(Mux(timing, left - 1, restart))
         timed_out = Signal()
         m.d.sync += timed_out.eq(~(core.rs1[:TIMEOUT_BITS] + left)[TIMEOUT_BITS])
 

@@ -22,10 +22,11 @@ class RingDelay(wiring.Component):
     ring sees no difference: it never stalls and every pad still counts as one hop.
 
     How: the memory is written every cycle at `write_at` (a counter modulo `cycles`) and read at the next write
-    address, the flit written `cycles - 1` cycles ago, into a data register (the EBR's read register) that shows it
-    one cycle later. The memory has twice as many rows as needed: the upper half is never written and stays zero from
-    configuration, and the read address points there while the line is still filling after a reset (and while the
-    reset is held: the read port's data register is not reset), so stale flits from before a reset never come out.
+    address, the flit written `cycles - 1` cycles ago, through a synchronous read port (the EBR's own read register)
+    that shows it one cycle later. The memory has twice as many rows as needed: the upper half is never written and
+    stays zero from configuration, and the read address points there while the line is still filling after a reset
+    and while the reset is held (the read register is not reset, and the board holds the reset for many cycles
+    after configuration, `tessera.boards.board_top`), so stale flits from before a reset never come out.
     """
 
     def __init__(self, *, cycles: int) -> None:
@@ -48,18 +49,15 @@ class RingDelay(wiring.Component):
 
         # The read address never equals the write address (the next write address differs from the current one
         # since cycles >= 2; while filling it is in the never-written half), so read-during-write behaviour does not
-        # matter: `no_rw_check` keeps Yosys from adding bypass logic.
+        # matter: `no_rw_check` tells Yosys so (the board build turns it into "collisions read undefined" for a
+        # synchronous read port, `tessera.boards.build.YOSYS_OVERRIDES`), and it adds no read-first emulation.
+        # The read register has no initial value: the EBR cannot give one (Yosys would add a flip-flop and an
+        # 18-bit multiplexer to emulate it), and the reset rule above makes it unnecessary.
         m.submodules.memory = memory = Memory(
             shape=Flit, depth=2 << address_bits, init=[], attrs={"no_rw_check": 1, "ram_style": "block"}
         )
         write = memory.write_port()
-        # A combinational read port and a separate data register (no reset, so that Yosys merges it into the
-        # EBR): the board build hands Yosys Amaranth's RTLIL, where `no_rw_check` counts only while Yosys merges
-        # such a register. A "sync" port arrives merged already and Yosys emulates read-first behaviour on it
-        # (~40 lone flip-flops and a bypass multiplexer). The price here is the register's initial value, which
-        # the EBR cannot give: one flip-flop and an 18-bit multiplexer, folded into the next router's LUTs.
-        read = memory.read_port(domain="comb")
-        read_data = Signal(Flit, reset_less=True)
+        read = memory.read_port(domain="sync")
 
         with m.If(write_at == cycles - 1):
             m.d.comb += next_write_at.eq(0)
@@ -76,9 +74,8 @@ class RingDelay(wiring.Component):
             write.addr.eq(write_at),
             write.data.eq(self.ring_in),
             read.addr.eq(Cat(next_write_at, filling | ResetSignal("sync", allow_reset_less=True))),
-            self.ring_out.eq(read_data),
+            self.ring_out.eq(read.data),
         ]
-        m.d.sync += read_data.eq(read.data)
         return m
 
 

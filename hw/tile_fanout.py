@@ -81,18 +81,20 @@ class TileFanout(wiring.Component):
         m.d.comb += bus.busy.eq((state == TileState.RUNNING) | (state == TileState.SLEEPING))
 
         # Read data as an AND-OR of one-hot selects registered at `re` (two inputs per LUT; a binary multiplexer
-        # tree measured about the same at 8 tiles and worse at 2): a tile's memory word, a tile's pc, the cycle
-        # counter halves, or the selected tile's state/cause (registered: 7 bits). The selects are 0 except in the
-        # cycle after `re`, and so is the read data (TileBusSignature's contract). A pc is always a multiple of 4
-        # (docs/isa.md): its two low bits read 0 without taking part.
+        # tree measured about the same at 8 tiles and worse at 2): a tile's memory word, a tile's pc, the low cycle
+        # half, or `held`. The selects are 0 except in the cycle after `re`, and so is the read data
+        # (TileBusSignature's contract). A pc is always a multiple of 4 (docs/isa.md): its two low bits read 0
+        # without taking part. `held` is loaded at a STATE_CAUSE read with the selected tile's state/cause and at a
+        # CYCLE_LO read with the high cycle half, kept for the CYCLE_HI read that follows it (STATUS reads the words
+        # in order): one register whose every flip-flop has a LUT in front (a plain copy of the counter would sit
+        # alone in its logic cell).
         index = bus.addr[:3]
         memory_sel = Signal(self._tile_count)
         pc_sel = Signal(self._tile_count)
         cycle_lo_sel = Signal()
-        cycle_hi_sel = Signal()
-        cycle_high = Signal(32)
-        state_cause = Signal(13)
-        m.d.sync += [memory_sel.eq(0), pc_sel.eq(0), cycle_lo_sel.eq(0), cycle_hi_sel.eq(0), state_cause.eq(0)]
+        held_sel = Signal()
+        held = Signal(32)
+        m.d.sync += [memory_sel.eq(0), pc_sel.eq(0), cycle_lo_sel.eq(0), held_sel.eq(0)]
         with m.If(bus.re):
             for i in range(self._tile_count):
                 chosen = bus.tile == i
@@ -103,12 +105,12 @@ class TileFanout(wiring.Component):
             with m.If(bus.space):
                 with m.Switch(index):
                     with m.Case(StatusWord.STATE_CAUSE):
-                        m.d.sync += state_cause.eq(state | (selected.cause << 8))
+                        m.d.sync += [held.eq(state | (selected.cause << 8)), held_sel.eq(1)]
                     with m.Case(StatusWord.CYCLE_LO):
-                        m.d.sync += [cycle_lo_sel.eq(1), cycle_high.eq(self.cycle[32:])]
+                        m.d.sync += [cycle_lo_sel.eq(1), held.eq(self.cycle[32:])]
                     with m.Case(StatusWord.CYCLE_HI):
-                        m.d.sync += cycle_hi_sel.eq(1)
-        terms = [state_cause, cycle_lo_sel.replicate(32) & self.cycle[:32], cycle_hi_sel.replicate(32) & cycle_high]
+                        m.d.sync += held_sel.eq(1)
+        terms = [held_sel.replicate(32) & held, cycle_lo_sel.replicate(32) & self.cycle[:32]]
         for i, port in enumerate(self.tiles):
             terms.append(memory_sel[i].replicate(32) & port.debug.rdata)
             terms.append(Cat(C(0, 2), pc_sel[i].replicate(30) & port.pc[2:]))

@@ -10,8 +10,8 @@ from tessera.firmware.isa import Cause, TileState
 from tessera.hw.core import check_mem_bytes
 from tessera.hw.down_message import DETAIL_BITS
 from tessera.hw.fault_reporter import FaultReporter
-from tessera.hw.message_unit import MessageUnit
-from tessera.hw.noc_layouts import HOST_NODE, NODE_BITS, Flit, MessageFunct3, ReceivedHeader
+from tessera.hw.message_unit import TIMER_RESTART, MessageUnit
+from tessera.hw.noc_layouts import HOST_NODE, NODE_BITS, TIMEOUT_BITS, Flit, MessageFunct3, ReceivedHeader
 from tessera.hw.tile import Tile
 from tessera.hw.tile_fanout import TilePortSignature
 from tessera.os.protocol import ConfigRegister
@@ -121,6 +121,7 @@ class TileNode(wiring.Component):
             phase_at_reset=phase_at_reset,
             depth=mailbox_depth,
             retry_delay=retry_delay,
+            shared_timer=True,  # RECVT times with the watchdog's counter (elaborate)
         )
         counter_members = (
             {"messages_in": Out(counter_bits), "messages_out": Out(counter_bits), "retired": Out(retired_bits)}
@@ -262,7 +263,10 @@ class TileNode(wiring.Component):
         # where it reaches `period_high` (steps = high + round, no adder). It is kept inverted, as `count_left` =
         # ~count counting down from 0xFFFE + round (all bits but bit 0 set: synchronous sets, no load multiplexer),
         # so that count >= period_high is a bare carry chain: count_left + period_high does not carry out.
-        count_left = Signal(WATCHDOG_BITS, reset_less=True)  # loaded whenever the tile is not running
+        # A waiting receive holds the watchdog idle, so the same counter is RECVT's timer then (the unit's `timer`):
+        # while the unit is `timing` it counts every cycle, and it restarts at TIMER_RESTART (round 0) before.
+        count_left = Signal(max(WATCHDOG_BITS, TIMEOUT_BITS), reset_less=True)  # loaded whenever the tile idles
+        assert TIMER_RESTART == (1 << TIMEOUT_BITS) - 2
         active = (tile.state == TileState.RUNNING) | (tile.state == TileState.SLEEPING)
         waiting_to_receive = core.valid & (core.funct3 == MessageFunct3.RECV)
         # A completed message instruction restarts the count one cycle late, from a flip-flop: `ready` is a long path
@@ -270,12 +274,16 @@ class TileNode(wiring.Component):
         m.d.sync += message_done.eq(core.valid & core.ready)
         kicked = ~active | waiting_to_receive | message_done | watchdog_write
         step_now = decoded.watchdog_step
-        reached = ~(count_left + period_high)[WATCHDOG_BITS]
+        reached = ~(count_left[:WATCHDOG_BITS] + period_high)[WATCHDOG_BITS]
         expired = Signal()
         m.d.comb += expired.eq(~kicked & step_now & watchdog_on & reached)
-        with m.If(kicked):
-            starts_rounded = Mux(watchdog_write, decoded.watchdog_round, period_round)
-            m.d.sync += count_left.eq(Cat(starts_rounded, Const((1 << WATCHDOG_BITS - 1) - 1, WATCHDOG_BITS - 1)))
+        m.d.comb += unit.timer.eq(count_left)
+        with m.If(unit.timing):
+            m.d.sync += count_left.eq(count_left - 1)
+        with m.Elif(kicked):
+            starts_rounded = Mux(watchdog_write, decoded.watchdog_round, period_round) & ~waiting_to_receive
+            ones = len(count_left) - 1
+            m.d.sync += count_left.eq(Cat(starts_rounded, Const((1 << ones) - 1, ones)))
         with m.Elif(step_now):
             m.d.sync += count_left.eq(count_left - 1)
         m.d.comb += [tile.fault_in_valid.eq(expired), tile.fault_in_cause.eq(Cause.WATCHDOG)]

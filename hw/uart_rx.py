@@ -15,8 +15,10 @@ class UartRx(wiring.Component):
     - Bad stop bit (line low where the stop bit should be high): the byte is dropped and `framing_error` pulses
       for one cycle; the receiver then waits for the line to go high before it looks for the next start bit
       (so a held-low line, a "break", counts once).
-    - Overrun: a byte completes while the previous one still waits on `o` (`o.valid` and not `o.ready`): the new
-      byte is dropped and `overrun` pulses. `o` never loses a byte it has shown.
+    - Overrun: a byte's data bits arrive while the previous one still waits on `o` (`o.valid` when one of them is
+      sampled): the new byte is dropped and `overrun` pulses at its stop bit. `o` never loses a byte it has shown.
+      (`o.payload` is the shift register itself, so a byte must be taken before the next one's first data bit,
+      ~1.5 bit times after that byte's start bit: a copy register would cost 8 logic cells.)
     """
 
     rx: In(1)
@@ -38,6 +40,8 @@ class UartRx(wiring.Component):
         timer = Signal(range(self._divisor))
         bits_left = Signal(range(9))
         shift = Signal(8)
+        lost = Signal()  # a data bit of this byte came while `o` still showed the previous one
+        m.d.comb += self.o.payload.eq(shift)
 
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
@@ -54,14 +58,17 @@ class UartRx(wiring.Component):
                 with m.Elif(line):
                     m.next = "IDLE"  # shorter than half a bit: a glitch, not a start bit
                 with m.Else():
-                    m.d.sync += [timer.eq(self._divisor - 1), bits_left.eq(8)]
+                    m.d.sync += [timer.eq(self._divisor - 1), bits_left.eq(8), lost.eq(0)]
                     m.next = "DATA"
             with m.State("DATA"):
                 with m.If(timer != 0):
                     m.d.sync += timer.eq(timer - 1)
                 with m.Else():
-                    m.d.sync += [timer.eq(self._divisor - 1), shift.eq((shift >> 1) | (line << 7))]
-                    m.d.sync += bits_left.eq(bits_left - 1)
+                    m.d.sync += [timer.eq(self._divisor - 1), bits_left.eq(bits_left - 1)]
+                    with m.If(self.o.valid):
+                        m.d.sync += lost.eq(1)
+                    with m.Else():
+                        m.d.sync += shift.eq((shift >> 1) | (line << 7))
                     with m.If(bits_left == 1):
                         m.next = "STOP"
             with m.State("STOP"):
@@ -71,10 +78,10 @@ class UartRx(wiring.Component):
                     m.d.sync += self.framing_error.eq(1)
                     m.next = "BREAK"
                 with m.Else():
-                    with m.If(self.o.valid & ~self.o.ready):
+                    with m.If(lost):
                         m.d.sync += self.overrun.eq(1)
                     with m.Else():
-                        m.d.sync += [self.o.payload.eq(shift), self.o.valid.eq(1)]
+                        m.d.sync += self.o.valid.eq(1)
                     m.next = "IDLE"
             with m.State("BREAK"):
                 with m.If(line):

@@ -25,18 +25,22 @@ class UartTx(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        # shift holds the data bits and the stop bit, sent LSB first; ones shift in behind them, so the line
-        # returns to idle by itself. bits_left counts the bit times still on the wire, start bit included.
-        shift = Signal(9)
+        # The byte is kept as it was taken and its bits are selected by bits_left, the bit times still on the wire
+        # (start bit included): no shift register, so the byte register's inputs are the sender's outputs, which
+        # then pack with it (a shift register's inputs are its own multiplexers).
+        data = Signal(8)
         bits_left = Signal(range(11))
         timer = Signal(range(self._divisor))
+        # The level that follows the bit ending now, by bits_left: data bit 0 after the start bit (10), ..., data
+        # bit 7 (after 3), the stop bit (after 2), idle (after 1, and wherever bits_left cannot be).
+        following = Cat(C(0b111, 3), *(data[10 - left] for left in range(3, 11)), C(0b11111, 5))
 
         last_cycle_of_bit = timer == 0
         # Idle, or the stop bit's last cycle: a new byte's start bit can follow with no gap.
         m.d.comb += self.i.ready.eq((bits_left == 0) | ((bits_left == 1) & last_cycle_of_bit))
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [
-                shift.eq(Cat(self.i.payload, C(1, 1))),
+                data.eq(self.i.payload),
                 self.tx.eq(0),
                 bits_left.eq(10),
                 timer.eq(self._divisor - 1),
@@ -46,8 +50,7 @@ class UartTx(wiring.Component):
                 m.d.sync += [
                     timer.eq(self._divisor - 1),
                     bits_left.eq(bits_left - 1),
-                    self.tx.eq(shift[0]),
-                    shift.eq(Cat(shift[1:], C(1, 1))),
+                    self.tx.eq(following.bit_select(bits_left, 1)),
                 ]
             with m.Else():
                 m.d.sync += timer.eq(timer - 1)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from tessera.firmware.asm import assemble
@@ -24,6 +24,7 @@ from tessera.os.protocol import (
     ChipInfo,
     Feature,
     Identify,
+    ReadMem,
     ReadStatus,
     Run,
     SlipDecoder,
@@ -53,28 +54,38 @@ def test_tile_node_without_counters_has_no_counter_ports() -> None:
 
 def test_cycle_counter_stream_equals_counter_stream() -> None:
     """The chip's serial stream and core_bit's snapshot stream of a counter from reset agree in every cycle from the
-    first announced frame on (300 frames: carries of the serial +64 through bit 14)."""
+    first announced frame on (300 frames: carries of the serial +64 through bit 14), and again after a reset in the
+    middle of a frame (the stream's block RAM keeps its content across it)."""
     m = Module()
     cycle = Signal(64)
     m.d.sync += cycle.eq(cycle + 1)
     reference = counter_stream(m, cycle)
-    serial = cycle_counter_stream(m)
+    serial = cycle_counter_stream(m, cycle)
+    restart = Signal()
+    top = Module()
+    top.submodules.streams = ResetInserter(restart)(m)
     announced = {"frames": 0}
 
     async def bench(ctx) -> None:
-        primed = False
-        for number in range(300 * 64):
-            expected = tuple(ctx.get(signal) for signal in reference)
-            got = tuple(ctx.get(signal) for signal in serial)
-            primed |= bool(expected[1])
-            if primed:
-                assert got == expected, f"cycle {number}: serial {got}, counter_stream {expected}"
-            else:
-                assert got[1:] == expected[1:] == (0, expected[2]), number
-            announced["frames"] += expected[1]
+        for run_frames in (300, 40):
+            primed = False
+            for number in range(run_frames * 64):
+                expected = tuple(ctx.get(signal) for signal in reference)
+                got = tuple(ctx.get(signal) for signal in serial)
+                primed |= bool(expected[1])
+                if primed:
+                    assert got == expected, f"cycle {number}: serial {got}, counter_stream {expected}"
+                else:
+                    assert got[1:] == expected[1:] == (0, expected[2]), number
+                announced["frames"] += expected[1]
+                await ctx.tick()
+            for _ in range(13):  # then a reset, not at a frame boundary
+                await ctx.tick()
+            ctx.set(restart, 1)
             await ctx.tick()
+            ctx.set(restart, 0)
 
-    sim = Simulator(m)
+    sim = Simulator(top)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
@@ -127,6 +138,40 @@ def test_chip_counters_flag_sets_features_and_status_words(counters: bool) -> No
     assert (tile.state, tile.cause) == (TileState.TRAPPED, Cause.ECALL)
     expected = (len(words), 0, 0) if counters else (0, 0, 0)
     assert tuple(status.words()[word] for word in COUNTER_WORDS) == expected
+
+
+#: Reads the counter (high, low, high again) into memory bytes 256..267, then exits.
+COUNTER_PROGRAM = """
+    rdcycleh a1
+    rdcycle a0
+    rdcycleh a2
+    sw a0, 256(zero)
+    sw a1, 260(zero)
+    sw a2, 264(zero)
+    ecall
+"""
+
+
+def test_bit_core_tiles_read_the_chips_counter_stream() -> None:
+    """Bit-core tiles read cycle/cycleh from the chip's one counter stream (the block RAM ring): a frame's value
+    (64k - 1, so 63 modulo 64), earlier than the chip counter that STATUS reads afterwards, and after the cycles
+    the host spent loading and starting the program; both tiles of the chip get it."""
+    chip = TesseraChip(tiles=2, mem_bytes=1024, link="bytes", counters=False, core="bit")
+    words = tuple(assemble(COUNTER_PROGRAM).words())
+    waits = [ReadStatus(0)] * 30  # a bit-core instruction takes ~60 cycles, a counter read up to 64 more
+    replies = run_frames(
+        chip,
+        [WriteMem(0, 0, words), WriteMem(1, 0, words), ReadStatus(0), Run(0), Run(1), *waits,
+         ReadStatus(0), ReadStatus(1), ReadMem(0, 256, 3), ReadMem(1, 256, 3)],
+    )
+    loaded = TileStatus.from_words(replies[2].words()).cycle
+    for tile in (0, 1):
+        status = TileStatus.from_words(replies[-4 + tile].words())
+        assert (status.state, status.cause) == (TileState.TRAPPED, Cause.ECALL)
+        low, high, high_again = replies[-2 + tile].words()
+        read = high << 32 | low
+        assert high == high_again == 0
+        assert read % 64 == 63 and loaded < read < status.cycle, (loaded, read, status.cycle)
 
 
 class UncountedTiles(fake.FakeTiles):

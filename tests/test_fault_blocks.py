@@ -1,5 +1,6 @@
 """Block-level tests of the fault path against their reference models: FaultReporter (cycle by cycle against
-tessera.sim.fault_reporter_model) and TileNode (on a ring with a host unit, against tessera.sim.tile_node_model)."""
+tessera.sim.fault_reporter_model) and TileNode (on a ring with a host unit, against tessera.sim.tile_node_model),
+built with the parallel core and with the board's bit-serial core."""
 
 from __future__ import annotations
 
@@ -166,6 +167,8 @@ def test_fault_reporter_abandons_a_stop_the_host_ends(ending: str) -> None:
 TILES = 1
 MEM_BYTES = 1024
 A0 = 10
+#: The TileNode tests run with each of these cores ("bit" is the board chip's).
+CORES = ("parallel", "bit")
 
 
 def msg_fault_funct7(rs1: int, funct7: int) -> str:
@@ -176,8 +179,10 @@ def msg_fault_funct7(rs1: int, funct7: int) -> str:
 class NodeBench:
     """TileNode 0 and the host unit (127) on one ring; `host(...)` runs message operations as the bridge would."""
 
-    def __init__(self) -> None:
-        self.node = TileNode(tile_id=0, num_tiles=TILES, mem_bytes=MEM_BYTES, phase_at_reset=phase_at_reset(0))
+    def __init__(self, core: str) -> None:
+        self.node = TileNode(
+            tile_id=0, num_tiles=TILES, mem_bytes=MEM_BYTES, phase_at_reset=phase_at_reset(0), core=core
+        )
         self.host_unit = MessageUnit(address=HOST_NODE, num_tiles=TILES, phase_at_reset=phase_at_reset(TILES))
         m = Module()
         m.submodules.node, m.submodules.host = self.node, self.host_unit
@@ -257,8 +262,8 @@ class NodeBench:
         return ctx.get(self.node.messages_in), ctx.get(self.node.messages_out), ctx.get(self.node.retired)
 
 
-def run_node(scenario) -> None:
-    bench = NodeBench()
+def run_node(scenario, core: str) -> None:
+    bench = NodeBench(core)
 
     async def testbench(ctx) -> None:
         await scenario(bench, ctx)
@@ -311,8 +316,9 @@ def test_watchdog_decode_follows_the_model() -> None:
     sim.run()
 
 
+@pytest.mark.parametrize("core", CORES)
 @pytest.mark.parametrize("period", [1000, 2560])
-def test_tile_node_watchdog_counters_and_down_follow_the_model(period: int) -> None:
+def test_tile_node_watchdog_counters_and_down_follow_the_model(period: int, core: str) -> None:
     """One message served (counters), the watchdog expiring inside the model's window, DOWN(WATCHDOG) to the host."""
     model = TileNodeModel(num_tiles=TILES)
     program = assemble(SERVE_ONCE_THEN_HANG)
@@ -357,9 +363,10 @@ def test_tile_node_watchdog_counters_and_down_follow_the_model(period: int) -> N
         model.reset_pc()
         assert bench.counters(ctx) == (model.messages_in, model.messages_out, model.retired) == (0, 0, 0)
 
-    run_node(scenario)
+    run_node(scenario, core)
 
 
+@pytest.mark.parametrize("core", CORES)
 @pytest.mark.parametrize(
     ("name", "body", "supervisor"),
     [
@@ -371,7 +378,7 @@ def test_tile_node_watchdog_counters_and_down_follow_the_model(period: int) -> N
         ("ECALL is reported past itself", "addi a0, x0, 5\nbad: ecall", HOST_NODE),
     ],
 )
-def test_tile_node_stop_reports_follow_the_model(name: str, body: str, supervisor: int) -> None:
+def test_tile_node_stop_reports_follow_the_model(name: str, body: str, supervisor: int, core: str) -> None:
     model = TileNodeModel(num_tiles=TILES)
     program = assemble(body + "\n")
 
@@ -397,7 +404,7 @@ def test_tile_node_stop_reports_follow_the_model(name: str, body: str, superviso
         assert await bench.host_receive(ctx, limit=400) == expected, name
         assert bench.counters(ctx) == (model.messages_in, model.messages_out, model.retired), name
 
-    run_node(scenario)
+    run_node(scenario, core)
 
 
 #: Stops with ECALL (a word staged before it), then sends one word to the host with tag 9 and stops at a breakpoint.
@@ -416,9 +423,10 @@ bad:
 """
 
 
+@pytest.mark.parametrize("core", CORES)
 @pytest.mark.parametrize("ending", ["run", "reset_pc"])
 @pytest.mark.parametrize("delay", [0, 1, 3, 5, 8, 12, 40])
-def test_tile_node_stop_ended_by_the_host_during_its_report(ending: str, delay: int) -> None:
+def test_tile_node_stop_ended_by_the_host_during_its_report(ending: str, delay: int, core: str) -> None:
     """The host ends an ECALL stop `delay` cycles after it began, during or after its DOWN report (`run`, or
     `reset_pc` and `run`, after which the program stops with ECALL again): the stop's DOWN arrives whole or not at
     all (always for a late end, never for an end in the stop's first cycle), no report word and no word staged
@@ -457,10 +465,11 @@ def test_tile_node_stop_ended_by_the_host_during_its_report(ending: str, delay: 
         if delay >= 40:
             assert received == [first_down, *later], received
 
-    run_node(scenario)
+    run_node(scenario, core)
 
 
-def test_tile_node_down_reaches_a_supervisor_the_tile_may_not_send_to() -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_tile_node_down_reaches_a_supervisor_the_tile_may_not_send_to(core: str) -> None:
     """With an empty permission set the DOWN messages still reach the supervisor, and the tile's own SEND, resumed
     at once (during the DOWN report), is denied all the same: its stop is reported as the model says."""
     model = TileNodeModel(num_tiles=TILES)
@@ -486,4 +495,60 @@ def test_tile_node_down_reaches_a_supervisor_the_tile_may_not_send_to() -> None:
         assert received == [(0, *down[1:]) for down in model.downs], received
         assert await bench.host_receive(ctx, limit=300) is None
 
-    run_node(scenario)
+    run_node(scenario, core)
+
+
+#: Two timed receives on an empty mailbox (the second one longer than the watchdog period), then a hang.
+TIMED_RECEIVES_THEN_HANG = """
+    li a1, 1
+    msg.recvt a0, a1
+    li a1, 1500
+    msg.recvt a0, a1
+hang:
+    j hang
+"""
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_tile_node_recvt_shares_the_watchdog_counter(core: str) -> None:
+    """RECVT times out on the cycle a message unit with its own timer does (a reference unit fed the same
+    instructions), however long past the watchdog period it waits; the watchdog then expires in the model's
+    window after the last RECVT."""
+    model = TileNodeModel(num_tiles=TILES)
+    model.write_config(ConfigRegister.WATCHDOG, 1000)
+    program = assemble(TIMED_RECEIVES_THEN_HANG)
+    bench = NodeBench(core)
+    reference = MessageUnit(address=0, num_tiles=TILES, phase_at_reset=phase_at_reset(0))  # off the ring
+    bench.top.submodules.reference = reference
+    core_port = bench.node.tile.message
+    bench.top.d.comb += [getattr(reference.core, name).eq(getattr(core_port, name))
+                         for name in ("valid", "funct3", "funct7", "rs1", "rs2")]
+
+    async def testbench(ctx) -> None:
+        await bench.load(ctx, program.words())
+        await bench.control(ctx, "", 1000, ConfigRegister.WATCHDOG)
+        await bench.control(ctx, "run")
+        timeouts = 0
+        last_ready = 0
+        for cycle in range(6000):
+            if ctx.get(bench.node.control.state) == TileState.TRAPPED:
+                break
+            ready = ctx.get(core_port.valid) and ctx.get(core_port.ready)
+            assert ready == bool(ctx.get(core_port.valid) and ctx.get(reference.core.ready)), cycle
+            if ready:
+                assert not ctx.get(core_port.fault) and ctx.get(core_port.result) == 0
+                timeouts += 1
+                last_ready = cycle
+            await ctx.tick()
+        else:
+            raise AssertionError("the watchdog never expired")
+        assert timeouts == 2
+        earliest, latest = model.watchdog_window()
+        assert earliest <= cycle - last_ready <= latest + 2, (cycle - last_ready, earliest, latest)
+        assert ctx.get(bench.node.control.cause) == Cause.WATCHDOG
+        assert ctx.get(bench.node.control.pc) == program.symbols["hang"]
+
+    sim = Simulator(bench.top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()

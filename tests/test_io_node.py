@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amaranth.hdl import Module
+import pytest
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from tessera.hw.io_node import IoNode, IoTag
+from tessera.hw.io_node import IoNode, IoTag, debounce_bits, default_debounce_cycles
 from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import connect_ring, phase_at_reset
 from tessera.hw.noc_layouts import HOST_NODE, MessageOp, MessageStatus, ReceivedHeader, RouteHeader, SlotKind
@@ -29,9 +30,11 @@ def build_ring() -> tuple[Module, dict[int, MessageUnit], IoNode]:
                              depth=MAILBOX_DEPTH)
         for address, position in ((TILE, 0), (HOST, 2))
     }
-    node = IoNode(address=IO, phase_at_reset=phase_at_reset(1), led_count=LEDS, button_count=BUTTONS,
-                  debounce_cycles=DEBOUNCE)
+    node = IoNode(address=IO, phase_at_reset=phase_at_reset(1), led_count=LEDS, button_count=BUTTONS)
     m.submodules.tile, m.submodules.io, m.submodules.host = units[TILE], node, units[HOST]
+    cycle = Signal(8)  # the chip's cycle counter, as far as the debounce samples need it
+    m.d.sync += cycle.eq(cycle + 1)
+    m.d.comb += node.sample.eq(cycle[: debounce_bits(DEBOUNCE)].all())
     connect_ring(m, [units[TILE], node, units[HOST]])
     for unit in units.values():
         m.d.comb += [unit.permissions.we.eq(1), unit.permissions.data.eq(-1)]
@@ -185,3 +188,15 @@ def test_event_waits_in_flight_for_a_full_subscriber_and_keeps_its_receiver() ->
     bench = run(testbench)
     assert [dest for dest, _ in bench.events] == [HOST]
 
+
+
+def test_debounce_interval_is_a_power_of_two_near_5_ms() -> None:
+    """The chip times the samples with its counter's low bits: the default interval is the power of two nearest to
+    5 ms, and any other interval is refused with its value named."""
+    assert default_debounce_cycles(24_000_000) == 1 << 17  # 120 000 cycles rounded: 5.46 ms
+    assert default_debounce_cycles(12_000_000) == 1 << 16
+    assert default_debounce_cycles(1) == 1
+    assert [debounce_bits(cycles) for cycles in (1, 2, 4, 1 << 17)] == [0, 1, 2, 17]
+    for wrong in (0, 3, 120_000):
+        with pytest.raises(ValueError, match=f"debounce interval {wrong}: expected a power of two"):
+            debounce_bits(wrong)

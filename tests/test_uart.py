@@ -139,6 +139,23 @@ def test_rx_overrun_keeps_first_byte() -> None:
     assert events == [RxEvent(0x11), RxEvent(0x33)]
 
 
+def test_rx_overrun_window_ends_at_first_data_bit() -> None:
+    """The shown byte must be taken before the next byte's first data bit is sampled: taken just before, the next
+    byte arrives; taken just after, the next byte is dropped as an overrun (its stop bit is far later)."""
+    divisor = 6
+    levels = line_levels([(0x11, 1), (0x22, 1)], divisor, idle_before=2, gaps=[0, 0])
+    # Cycle at which the second byte's first data bit is sampled: its start edge, two synchroniser cycles, half a bit
+    # to the start bit's middle, one bit more.
+    second_start = 2 + 10 * divisor
+    first_sample = second_start + 2 + divisor // 2 + divisor
+    for taken, expected, overrun_count in (
+        (first_sample - 3, [RxEvent(0x11), RxEvent(0x22)], 0),
+        (first_sample + 3, [RxEvent(0x11)], 1),
+    ):
+        events, overruns = _drive_rx(divisor, levels + [1] * 20, ready_pattern=lambda c, t=taken: c >= t)
+        assert (events, overruns) == (expected, overrun_count), f"taken at cycle {taken}"
+
+
 @pytest.mark.parametrize("divisor", [4, 7])
 def test_loopback_tx_to_rx(divisor: int) -> None:
     """UartTx into UartRx at the same divisor (3 Mbaud at 12 MHz is divisor 4): every byte arrives in order."""
