@@ -18,10 +18,10 @@ BOARD = Board(
     clock_source=ClockSource.PLL_PAD,
     clock_resource="clk12",
     reference_hz=12e6,
-    # What fits the UP5K today and closes timing (make bench-fit; README): three bit-core tiles (~970 logic cells
-    # each beside ~1480 for the host link, I/O node and chip top: 4426 of 5280) reach 24.9 MHz at seed 1.
+    # What fits the UP5K today and closes timing (make bench-fit; README): four bit-core tiles (~930 logic cells
+    # each beside ~1430 for the host link, I/O node and chip top: 5153 of 5280) reach 24.5 MHz at seed 1.
     default_mhz=24.0,
-    default_tiles=3,
+    default_tiles=4,
     iceprog_args=(),
     openfpgaloader_board="ice40_generic",
     uart_wiring="USB: the FT2232H's second channel (e.g. /dev/ttyUSB1); FPGA rx = pin 6, tx = pin 9",

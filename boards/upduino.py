@@ -40,10 +40,10 @@ BOARD = Board(
     clock_source=ClockSource.HFOSC,
     clock_resource="",
     reference_hz=12e6,
-    # What fits the UP5K today and closes timing (make bench-fit; README): three bit-core tiles (~970 logic cells
-    # each beside ~1480 for the host link, I/O node and chip top: 4426 of 5280) reach 24.9 MHz at seed 1.
+    # What fits the UP5K today and closes timing (make bench-fit; README): four bit-core tiles (~930 logic cells
+    # each beside ~1430 for the host link, I/O node and chip top: 5153 of 5280) reach 24.5 MHz at seed 1.
     default_mhz=24.0,
-    default_tiles=3,
+    default_tiles=4,
     iceprog_args=(),
     openfpgaloader_board="ice40_generic",
     uart_wiring=(
