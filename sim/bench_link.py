@@ -131,10 +131,28 @@ def measure_rtl() -> RtlFigures:
         tx_log: deque[tuple[int, int]] = deque()
         ctx.set(chip.tx.ready, 1)
 
+        # The DOWN watch, armed just before tile 0 is started: the tile traps and its DOWN can leave while the RUN
+        # command's reply is still on its way, so every cycle is watched, not only those after the reply.
+        node = chip.nodes[FAULT_TILE]
+        node_mask = (1 << NODE_BITS) - 1
+        watching_down = False
+        trapped_at: int | None = None
+        down_at: int | None = None
+
+        def watch_down() -> None:
+            nonlocal trapped_at, down_at
+            if trapped_at is None and ctx.get(node.control.state) == TileState.TRAPPED:
+                trapped_at = cycle
+            source = (ctx.get(node.ring_out.data) >> NODE_BITS) & node_mask
+            if trapped_at is not None and ctx.get(node.ring_out.kind) == SlotKind.DATA and source == FAULT_TILE:
+                down_at = cycle
+
         async def step() -> None:
             nonlocal cycle
             if ctx.get(chip.tx.valid):
                 tx_log.append((cycle, ctx.get(chip.tx.payload)))
+            if watching_down and down_at is None:
+                watch_down()
             await ctx.tick()
             cycle += 1
 
@@ -191,17 +209,12 @@ def measure_rtl() -> RtlFigures:
         # DOWN latency on tile 0.
         await exchange(WriteMem(tile=FAULT_TILE, address=0, words=tuple(assemble(FAULTING).words())))
         await exchange(SetSupervisor(tile=FAULT_TILE, value=HOST_NODE))
-        node = chip.nodes[FAULT_TILE]
+        watching_down = True
         await exchange(Run(tile=FAULT_TILE))
-        trapped_at = None
-        node_mask = (1 << NODE_BITS) - 1
         for _ in range(SIM_TIMEOUT_CYCLES):
-            if trapped_at is None and ctx.get(node.control.state) == TileState.TRAPPED:
-                trapped_at = cycle
-            kind = ctx.get(node.ring_out.kind)
-            source = (ctx.get(node.ring_out.data) >> NODE_BITS) & node_mask
-            if trapped_at is not None and kind == SlotKind.DATA and source == FAULT_TILE:
-                figures.down_latency = cycle - trapped_at
+            if down_at is not None:
+                assert trapped_at is not None
+                figures.down_latency = down_at - trapped_at
                 return
             await step()
         raise RuntimeError("no DOWN message left tile 0")
