@@ -10,7 +10,7 @@ from tessera.firmware.isa import Cause, TileState
 from tessera.hw.core import check_mem_bytes
 from tessera.hw.down_message import DETAIL_BITS
 from tessera.hw.fault_reporter import FaultReporter
-from tessera.hw.message_unit import TIMER_RESTART, MessageUnit
+from tessera.hw.message_unit import MessageUnit
 from tessera.hw.noc_layouts import HOST_NODE, NODE_BITS, TIMEOUT_BITS, Flit, MessageFunct3, ReceivedHeader
 from tessera.hw.tile import Tile
 from tessera.hw.tile_fanout import TilePortSignature
@@ -264,9 +264,9 @@ class TileNode(wiring.Component):
         # ~count counting down from 0xFFFE + round (all bits but bit 0 set: synchronous sets, no load multiplexer),
         # so that count >= period_high is a bare carry chain: count_left + period_high does not carry out.
         # A waiting receive holds the watchdog idle, so the same counter is RECVT's timer then (the unit's `timer`):
-        # while the unit is `timing` it counts every cycle, and it restarts at TIMER_RESTART (round 0) before.
+        # while the unit is `timing` it counts every cycle, and it restarts at the unit's TIMER_RESTART
+        # (all ones but bit 0: the watchdog's restart value with round 0) before.
         count_left = Signal(max(WATCHDOG_BITS, TIMEOUT_BITS), reset_less=True)  # loaded whenever the tile idles
-        assert TIMER_RESTART == (1 << TIMEOUT_BITS) - 2
         active = (tile.state == TileState.RUNNING) | (tile.state == TileState.SLEEPING)
         waiting_to_receive = core.valid & (core.funct3 == MessageFunct3.RECV)
         # A completed message instruction restarts the count one cycle late, from a flip-flop: `ready` is a long path
