@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     board, tiles = chosen_board(parser, args)
     chip = make_chip(tile_count=tiles, mem_bytes=DEFAULT_MEM_BYTES, mailbox_depth=DEFAULT_MAILBOX_DEPTH,
-                     clock_hz=round(board.default_mhz * 1e6), baud=DEFAULT_BAUD, core=args.core, **io_pins(board))
+                     clock_hz=round(board.default_mhz * 1e6), baud=DEFAULT_BAUD, core=args.core,
+                     separate_staging=board.separate_staging, **io_pins(board))
     print(f"[area] {board.name}: {tiles} {args.core}-core tiles, synth_ice40 -noflatten", file=sys.stderr, flush=True)
     try:
         areas = module_areas(chip, AREA_BUILD_ROOT / f"{board.name}-{tiles}")

@@ -42,3 +42,6 @@ class Board:
     openfpgaloader_board: str
     #: How the host reaches the UART (for the one-line hints and docs/boards.md).
     uart_wiring: str
+    #: The chip's `separate_staging`: True = two block RAMs per mailbox (queue, staged message), False = one, for a few
+    #: logic cells more per node (hw/mailbox.py), on a board whose tile count block RAM limits.
+    separate_staging: bool = True

@@ -136,13 +136,16 @@ def make_chip(
     leds: int = 0,
     buttons: int = 0,
     core: str = DEFAULT_CORE,
+    separate_staging: bool = True,
 ) -> wiring.Component:
-    """The chip top for a board build (hw/chip.py's Chip with the UART link, the board's LEDs/buttons, and the
-    tile core `core`, one of `tessera.hw.tile.CORES`). Board chips leave out the per-tile counters (STATUS words
-    4..6, features INSTRET/MESSAGE_COUNTERS): ~70 logic cells per tile that the small iCE40s need for tiles."""
+    """The chip top for a board build (hw/chip.py's Chip with the UART link, the board's LEDs/buttons, the
+    tile core `core`, one of `tessera.hw.tile.CORES`, and the board's mailbox layout `separate_staging`). Board chips
+    leave out the per-tile counters (STATUS words 4..6, features INSTRET/MESSAGE_COUNTERS): ~70 logic cells per tile
+    that the small iCE40s need for tiles."""
     return Chip(
         core=core,
         counters=False,
+        separate_staging=separate_staging,
         tile_count=tile_count,
         mem_bytes=mem_bytes,
         mailbox_depth=mailbox_depth,
@@ -226,7 +229,7 @@ def build(
     _say(quiet, "  [1/4] elaborating the design (Amaranth -> RTLIL)")
     chip = chip_factory(
         tile_count=tiles, mem_bytes=mem_bytes, mailbox_depth=mailbox_depth, clock_hz=round(pll.output_hz), baud=baud,
-        core=core, **io_pins(board),
+        core=core, separate_staging=board.separate_staging, **io_pins(board),
     )
     platform = board.platform()
     plan = platform.prepare(BoardTop(board, chip, pll), name=TOP_NAME, **YOSYS_OVERRIDES)

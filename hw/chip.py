@@ -97,7 +97,9 @@ class TesseraChip(wiring.Component):
     "serial" or "bit", see `tessera.hw.tile.CORES`; with "bit" one counter stream serves every tile),
     `leds`/`buttons` (0..8 each; either above 0 adds the I/O node and the ports `leds: Out(leds)` /
     `buttons: In(buttons)`), `debounce_cycles` (the buttons' debounce interval, a power of two; default
-    `default_debounce_cycles(clock_hz)`, about 5 ms).
+    `default_debounce_cycles(clock_hz)`, about 5 ms), `separate_staging` (False: every node's mailbox keeps its
+    staged message in its queue's block RAM, one EBR per node instead of two, for a few logic cells: see
+    `tessera.hw.mailbox.Mailbox`).
 
     `info` is what IDENTIFY reports. The chip-wide 64-bit cycle counter starts at 0 on reset.
 
@@ -123,6 +125,7 @@ class TesseraChip(wiring.Component):
         leds: int = 0,
         buttons: int = 0,
         debounce_cycles: int | None = None,
+        separate_staging: bool = True,
     ) -> None:
         has_io = leds > 0 or buttons > 0
         most_tiles = MAX_TILES - 1 - has_io  # the I/O node takes an address below the host's
@@ -149,6 +152,7 @@ class TesseraChip(wiring.Component):
         self._core = core
         self._leds = leds
         self._buttons = buttons
+        self._separate_staging = separate_staging
         #: Tiles as the message units count them: the I/O node is one more.
         self._unit_tiles = tiles + has_io
         self._info = ChipInfo(
@@ -190,6 +194,7 @@ class TesseraChip(wiring.Component):
                 core=core,
                 shared_counter_stream=core == "bit",  # one stream (elaborate) serves every tile
                 shared_decode=True,  # decoded once in elaborate
+                separate_staging=separate_staging,
             )
             for index in range(tiles)
         ]
@@ -226,7 +231,8 @@ class TesseraChip(wiring.Component):
         return "\n".join(
             [
                 f"Tessera chip: {self._tiles} tiles x {self._mem_bytes} B memory, {self._core} core, "
-                f"mailbox depth {self._mailbox_depth}",
+                f"mailbox depth {self._mailbox_depth}"
+                + ("" if self._separate_staging else " (staged message in the queue's block RAM)"),
                 f"network: slotted ring of {nodes} nodes (host = node {HOST_NODE}), {ring_length(nodes)} registers, "
                 f"{MAX_WORDS} words per message, retry delay {self._retry_delay} cycles",
                 f"host link: {link}, protocol v{info.protocol_version}, up to {info.max_words} words per frame",
@@ -266,6 +272,7 @@ class TesseraChip(wiring.Component):
             phase_at_reset=phase_at_reset(len(before_host)),
             depth=self._mailbox_depth,
             retry_delay=self._retry_delay,
+            separate_staging=self._separate_staging,
         )
         m.submodules.host_node = host_unit
         wiring.connect(m, host.net, host_unit.core)
@@ -286,7 +293,7 @@ class TesseraChip(wiring.Component):
         m.d.comb += fanout.cycle.eq(cycle)
         bus = host.tiles
         for name in bus.signature.members:
-            if name in ("rdata", "busy"):
+            if name in ("rdata", "busy", "done", "word_in", "word_shift"):
                 continue
             m.d.comb += getattr(fanout.bus, name).eq(getattr(bus, name))
         for index, node in enumerate(self.nodes):
@@ -294,7 +301,13 @@ class TesseraChip(wiring.Component):
                 wiring.connect(m, fanout.tiles[index], node.control)
             else:
                 self._connect_translated(m, fanout.tiles[index], node.control)
-        m.d.comb += [bus.rdata.eq(fanout.bus.rdata | self._counter_read_data(m, bus)), bus.busy.eq(fanout.bus.busy)]
+        m.d.comb += [
+            bus.rdata.eq(fanout.bus.rdata | self._counter_read_data(m, bus)),
+            bus.busy.eq(fanout.bus.busy),
+            bus.done.eq(fanout.bus.done),
+            bus.word_in.eq(fanout.bus.word_in),
+            bus.word_shift.eq(fanout.bus.word_shift),
+        ]
         return m
 
     def _counter_read_data(self, m: Module, bus: wiring.PureInterface) -> Signal | int:
@@ -351,11 +364,13 @@ def Chip(
     buttons: int = 0,
     core: str = "parallel",
     counters: bool = True,
+    separate_staging: bool = True,
 ) -> TesseraChip:
     """The UART chip as the board builds ask for it (`tessera.boards.build.make_chip`)."""
     return TesseraChip(
         core=core,
         counters=counters,
+        separate_staging=separate_staging,
         leds=leds,
         buttons=buttons,
         tiles=tile_count,

@@ -36,6 +36,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from tessera.firmware.isa import Cause, TileState
+from tessera.hw.debug_port import DebugPortSignature
 from tessera.hw.core import (
     MemoryBusSignature,
     check_mem_bytes,
@@ -123,6 +124,8 @@ class BitSerialTileCore(wiring.Component):
     consistent 64-bit value. `retired` pulses once per retired instruction, ECALL and EBREAK included. `halt`
     and `fault_in_valid` are remembered and take effect at the next instruction boundary (immediately while
     SLEEPING or stopped); the pc they leave is that of the next instruction, which has not started.
+    The core is also the target of the host's serial debug port (`debug`, hw/debug_port.py): while it is stopped,
+    the port shifts `dat` and `addr` and reads or writes the memory through `bus`; while it runs, the port is ignored.
     """
 
     def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False):
@@ -134,7 +137,14 @@ class BitSerialTileCore(wiring.Component):
         self._has_message_unit = has_message_unit
         members = control_members(has_message_unit)
         del members["cycle"]
-        super().__init__({"bus": Out(MemoryBusSignature(addr_width)), **members, **COUNTER_STREAM_MEMBERS})
+        super().__init__(
+            {
+                "bus": Out(MemoryBusSignature(addr_width)),
+                "debug": In(DebugPortSignature()),
+                **members,
+                **COUNTER_STREAM_MEMBERS,
+            }
+        )
         # Reads run one pair ahead of the pair being written (`pair` in elaborate), so a read never meets the pair being
         # written: `no_rw_check` lets Yosys map the block RAM without read-during-write emulation.
         self._registers = memory.Memory(shape=PAIR_BITS, depth=32 * PAIRS, init=[], attrs={"no_rw_check": 1})
@@ -321,13 +331,17 @@ class BitSerialTileCore(wiring.Component):
         ]
 
         # -- bus ----------------------------------------------------------------------------------------
+        stopped = (step == _Step.HALTED) | (step == _Step.TRAPPED)
+        debug_loading = Signal()  # a debug read's word arrives: `dat` takes it
+        m.d.sync += debug_loading.eq(stopped & self.debug.re)
         m.d.comb += [
             self.bus.addr.eq(Mux(step == _Step.FETCH, pc[2:byte_bits], addr[2:])),
             self.bus.wdata.eq(dat),
-            self.bus.wmask.eq(
-                Mux(f3[1], 0b1111, Mux(f3[0], Mux(addr[1], 0b1100, 0b0011), Const(1, 4) << addr[0:2]))
+            self.bus.wmask.eq(  # a debug write (while stopped) writes the whole word
+                Mux(f3[1] | stopped, 0b1111, Mux(f3[0], Mux(addr[1], 0b1100, 0b0011), Const(1, 4) << addr[0:2]))
             ),
-            self.bus.we.eq((step == _Step.STORE) & ~self.reset_pc),
+            self.bus.we.eq(((step == _Step.STORE) | (stopped & self.debug.we)) & ~self.reset_pc),
+            self.debug.data_out.eq(dat[0]),
         ]
 
         access_misaligned = Mux(f3[1], addr[0:2] != 0, f3[0] & addr[0])
@@ -372,12 +386,25 @@ class BitSerialTileCore(wiring.Component):
         with m.If(message_rs1_shift):
             m.d.sync += message_rs1.eq(Cat(message_rs1[1:], message_rs1_in))
         addr_shift = Signal()
+        addr_in = Signal()
+        m.d.comb += addr_in.eq(sum_bit)
         with m.If(addr_shift):
-            m.d.sync += addr.eq(Cat(addr[1:], sum_bit))
+            m.d.sync += addr.eq(Cat(addr[1:], addr_in))
 
         # -- the sequencer -----------------------------------------------------------------------------
         with m.Switch(step):
             with m.Case(_Step.HALTED, _Step.TRAPPED):
+                # The host's serial debug port (hw/debug_port.py) borrows `dat` and `addr` while the core is stopped:
+                # `dat` is the port's word register (the bus's write data already), `addr` its address register.
+                debug = self.debug
+                m.d.comb += [
+                    dat_load.eq(debug_loading),
+                    dat_shift.eq(debug.shift),
+                    dat_in.eq(debug.data_in),
+                    addr_shift.eq(debug.shift),
+                    addr_in.eq(debug.addr_in),
+                    self.bus.re.eq(debug.re),
+                ]
                 with m.If(self.run):
                     m.d.sync += [step.eq(_Step.FETCH), pending_halt.eq(0), pending_fault.eq(0)]
 
@@ -545,7 +572,6 @@ class BitSerialTileCore(wiring.Component):
             m.d.sync += cause.eq(own_cause)
 
         # -- requests from outside (later assignments win) ---------------------------------------------
-        stopped = (step == _Step.HALTED) | (step == _Step.TRAPPED)
         abandonable = stopped | (step == _Step.MESSAGE)  # no side effect of the instruction has happened
         with m.If(self.reset_pc):
             m.d.sync += [pc.eq(0), pc_outside.eq(0), cause.eq(0), step.eq(_Step.HALTED)]

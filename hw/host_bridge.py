@@ -157,9 +157,10 @@ class HostBridge(wiring.Component):
 
         # ---- registers of the command being executed --------------------------------------------------------------
         # `word`: the command's first payload word (address / value / tag) after the check, then the word being
-        # written, read, staged or stored. Two inputs only: a byte shifted in from the buffer at the top (bytes go
-        # out at the bottom), or a capture of tile read data OR the message port's result (each is 0 outside its
-        # own cycle: TileBusSignature's and the message port's contracts).
+        # written, read, staged or stored. Its inputs: a byte shifted in from the buffer at the top (bytes go out at
+        # the bottom), a capture of status read data OR the message port's result (each is 0 outside its own cycle:
+        # TileBusSignature's and the message port's contracts), or the tile bus's `word_in` shifted in at the top
+        # (`word_shift`): a memory word leaves (write) or arrives (read) one bit per cycle through this register.
         word = Signal(32)
         shifted = Cat(word[8:], rp.data)
         count = Signal(8)  # payload byte 4 (READ_MEM's word count)
@@ -305,6 +306,8 @@ class HostBridge(wiring.Component):
             m.d.sync += word.eq(tiles.rdata | net.result)
         with m.Elif(word_shift):
             m.d.sync += word.eq(shifted)
+        with m.Elif(tiles.word_shift):
+            m.d.sync += word.eq(Cat(word[1:], tiles.word_in))
 
         with m.FSM():
             with m.State("IDLE"):
@@ -432,11 +435,8 @@ class HostBridge(wiring.Component):
                     issue(MessageOp.PUT, valid=is_op[Opcode.SEND])
             with m.State("USE_WORD"):
                 with m.If(~is_op[Opcode.SEND]):
-                    m.d.comb += [tiles.we.eq(1), addr_inc.eq(1)]
-                    with m.If(words_left == 0):
-                        reply()
-                    with m.Else():
-                        m.next = "FETCH"
+                    m.d.comb += tiles.we.eq(1)
+                    m.next = "BUS_WRITE"
                 with m.Else():  # PUT
                     with m.If(net.ready):
                         issue(None)
@@ -460,6 +460,13 @@ class HostBridge(wiring.Component):
                     reply(Status.NET_FAULT)
                 with m.Elif(net.ready):
                     reply()
+            with m.State("BUS_WRITE"):  # the word is shifted out to the tile's serial debug port (33 cycles)
+                with m.If(tiles.done):
+                    m.d.comb += addr_inc.eq(1)
+                    with m.If(words_left == 0):
+                        reply()
+                    with m.Else():
+                        m.next = "FETCH"
 
             # -- SEND: wait (addr counts up) until the host node's previous message has left --
             with m.State("NET_WAIT"):
@@ -565,10 +572,11 @@ class HostBridge(wiring.Component):
             with m.State("BUS_READ"):
                 m.d.comb += tiles.re.eq(1)
                 m.next = "BUS_CAPTURE"
-            with m.State("BUS_CAPTURE"):
-                m.d.comb += [word_capture.eq(1), addr_inc.eq(1), words_dec.eq(1)]
-                m.d.sync += step.eq(0)
-                m.next = "BUS_EMIT"
+            with m.State("BUS_CAPTURE"):  # a status word comes the next cycle, a memory word (shifted in) ~43 later
+                with m.If(tiles.done):
+                    m.d.comb += [word_capture.eq(tiles.space), addr_inc.eq(1), words_dec.eq(1)]
+                    m.d.sync += step.eq(0)
+                    m.next = "BUS_EMIT"
             with m.State("BUS_EMIT"):
                 m.d.comb += [out_valid.eq(1), out_byte.eq(word[:8])]
                 with m.If(sent):

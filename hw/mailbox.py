@@ -1,8 +1,8 @@
-"""A node's mailbox: a queue of whole inbound messages and one staged outbound message, in two block RAMs."""
+"""A node's mailbox: a queue of whole inbound messages and one staged outbound message, in two block RAMs or one."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -16,7 +16,7 @@ from tessera.hw.noc_layouts import (
     ReceivedHeader,
     RouteHeader,
 )
-from tessera.hw.router import StagingReadSignature
+from tessera.hw.router import staging_read_signature
 
 
 class ReadOp(enum.Enum, shape=1):
@@ -35,29 +35,35 @@ class Mailbox(wiring.Component):
     Every entry spans ENTRY_HALVES halfwords, laid out as the slot that brought it (header, tag, payload halves), so
     a message of any length takes one entry. The staging entry has a block RAM of its own, so that ejection and
     PUT/SEND never share a write port, nor the router's staging reads and RECV/GET a read port: no port multiplexers,
-    no waiting (≈ 28 logic cells fewer for one more EBR). Contract:
+    no waiting (≈ 28 logic cells fewer for one more EBR). With `separate_staging=False` the staging entry is the
+    entry after the queue's in the same memory ((depth + 1) * ENTRY_HALVES halfwords: one EBR up to depth 8): the
+    ring's ejection writes and the router's staging reads (`staging.en`) take the ports first, since the ring never
+    waits, and `put` and `read` wait while the port they need is taken. Contract:
     - `room` = an entry is free. The router ejects a slot only after seeing `room`, then writes flit k of the slot to
       halfword k of the tail entry, one per cycle; after the last flit the entry is complete and counts in `count`.
     - `read` (valid held until ready): OPEN (caller ensures `count > 0`) frees the open entry, opens the next, and
       sets `unread` to its length; `read_word` is then its ReceivedHeader word. GET (caller ensures `unread > 0`)
       gives the next payload word. `read_word` is valid in the ready cycle and is 0 from the cycle after `read.valid`
       was low (so the message unit can OR its other results into it); its high half is 0 whenever `read.ready` is.
-      A read takes 3 cycles, ready in the third.
+      A read takes 3 cycles, ready in the third (with `separate_staging=False`, one more per cycle in which it
+      waits for a staging read).
     - `put` (valid held until ready): writes staged word `index` (0 = route header and tag) in two cycles; ready in
-      the second.
-    - `staging` (the router, while it injects) reads the staging entry; data arrives the cycle after `index`.
+      the second (with `separate_staging=False`, in the second cycle without ejection).
+    - `staging` (the router, while it injects) reads the staging entry; data arrives the cycle after `index` (with
+      `separate_staging=False`, after a cycle with `en`).
     The open entry stays occupied until the next OPEN, so a fully read message holds its entry until then.
     """
 
-    def __init__(self, *, depth: int = 8) -> None:
+    def __init__(self, *, depth: int = 8, separate_staging: bool = True) -> None:
         if depth < 2 or depth & (depth - 1):
             raise ValueError(f"mailbox depth {depth} must be a power of two, at least 2")
         self._depth = depth
+        self._separate_staging = separate_staging
         super().__init__(
             {
                 "eject": In(stream.Signature(EjectFlit, always_ready=True)),
                 "room": Out(1),
-                "staging": In(StagingReadSignature),
+                "staging": In(staging_read_signature(with_enable=not separate_staging)),
                 "put": In(stream.Signature(PutRequest)),
                 "read": In(stream.Signature(ReadOp)),
                 "read_word": Out(32),
@@ -70,24 +76,33 @@ class Mailbox(wiring.Component):
     def depth(self) -> int:
         return self._depth
 
+    @property
+    def separate_staging(self) -> bool:
+        return self._separate_staging
+
     def elaborate(self, platform: object) -> Module:
         m = Module()
         depth = self._depth
         entry_bits = (depth - 1).bit_length()
         halves_bits = (ENTRY_HALVES - 1).bit_length()
+        separate = self._separate_staging
         # A read never hits the halfword being written in the same cycle (staging is written only while nothing is
         # in flight, so never while the router reads it; an entry is read only once complete, so never while it is
         # filled). `no_rw_check` tells Yosys so; otherwise it adds read-during-write bypass logic.
         m.submodules.memory = memory = Memory(
-            shape=FLIT_BITS, depth=depth * ENTRY_HALVES, init=[], attrs={"no_rw_check": 1}
+            shape=FLIT_BITS, depth=(depth + (not separate)) * ENTRY_HALVES, init=[], attrs={"no_rw_check": 1}
         )
         write = memory.write_port()
         read = memory.read_port(domain="sync")
-        m.submodules.staging = staging = Memory(
-            shape=FLIT_BITS, depth=ENTRY_HALVES, init=[], attrs={"no_rw_check": 1}
-        )
-        staging_write = staging.write_port()
-        staging_read = staging.read_port(domain="sync")
+        if separate:
+            m.submodules.staging = staging = Memory(
+                shape=FLIT_BITS, depth=ENTRY_HALVES, init=[], attrs={"no_rw_check": 1}
+            )
+            staging_write = staging.write_port()
+            staging_read = staging.read_port(domain="sync")
+        else:
+            staging_write = write
+            staging_entry = Const(depth, entry_bits + 1)  # just past the queue's entries
 
         # Entry pointers with a wrap bit: complete, unopened messages = tail - head; the open entry (just before
         # head) is still occupied, so the mailbox is full at count = depth, or depth - 1 with a message open.
@@ -100,27 +115,41 @@ class Mailbox(wiring.Component):
             self.room.eq(~((self.count == depth) | ((self.count == depth - 1) & is_open))),
         ]
 
-        # The queue's write port belongs to ejection.
+        # The queue's write port belongs to ejection (in one memory: ejection first, it cannot wait).
+        ejecting = self.eject.valid
         m.d.comb += [
             write.data.eq(self.eject.payload.data),
             write.addr.eq(Cat(self.eject.payload.index[:halves_bits], tail[:entry_bits])),
-            write.en.eq(self.eject.valid),
+            write.en.eq(ejecting),
         ]
-        with m.If(self.eject.valid & (self.eject.payload.index == SLOT_FLITS - 1)):
+        with m.If(ejecting & (self.eject.payload.index == SLOT_FLITS - 1)):
             m.d.sync += tail.eq(tail + 1)
 
         # The staging entry's write port: a staged word's low half, then its high half (the message unit folds SEND's
         # tag into `high`, so the choice is 2-way). Its read port belongs to the router.
         put = self.put.payload
         second = Signal()  # the put's second (high) halfword is next
-        m.d.comb += [
+        staged_address = Cat(second, put.index) if separate else Cat(second, put.index, staging_entry)
+        write_staged = [
             staging_write.data.eq(Mux(second, put.high, put.low)),
-            staging_write.addr.eq(Cat(second, put.index)),
+            staging_write.addr.eq(staged_address),
             staging_write.en.eq(self.put.valid),
             self.put.ready.eq(second),
         ]
-        m.d.sync += second.eq(self.put.valid & ~second)
-        m.d.comb += [staging_read.addr.eq(self.staging.index[:halves_bits]), self.staging.data.eq(staging_read.data)]
+        if separate:
+            m.d.comb += write_staged
+            m.d.sync += second.eq(self.put.valid & ~second)
+            m.d.comb += [
+                staging_read.addr.eq(self.staging.index[:halves_bits]),
+                self.staging.data.eq(staging_read.data),
+            ]
+        else:
+            # A put's halfword is written in a cycle without ejection; a put given up meanwhile starts over.
+            with m.If(~ejecting):
+                m.d.comb += write_staged
+                m.d.sync += second.eq(self.put.valid & ~second)
+            with m.Elif(~self.put.valid):
+                m.d.sync += second.eq(0)
 
         # The queue's read port: the two halves of a word of the open entry. The low half is collected in registers
         # (cleared while no read is requested); the high half is read last and passed on straight from the memory in
@@ -133,6 +162,13 @@ class Mailbox(wiring.Component):
         next_word = Signal(range(MAX_WORDS + 1))  # payload word GET reads next (1..MAX_WORDS)
         high = Signal()
         m.d.comb += read.addr.eq(Cat(high, Mux(opening, 0, next_word), entry))
+        if not separate:
+            # The router's staging reads take the read port (the ring cannot wait); a read of the queue waits for it.
+            with m.If(self.staging.en):
+                m.d.comb += read.addr.eq(Cat(self.staging.index[:halves_bits], staging_entry))
+            m.d.comb += self.staging.data.eq(read.data)
+        # A requested read starts in a cycle in which the router does not take the read port.
+        read_starts = self.read.valid if separate else self.read.valid & ~self.staging.en
 
         # The word's low half, as flip-flops with enable and synchronous reset (no LUT on their data), except where
         # OPEN turns the route header into the ReceivedHeader: the source moves down, the length gains one.
@@ -155,7 +191,7 @@ class Mailbox(wiring.Component):
             ]
         with m.FSM(name="read_fsm"):
             with m.State("IDLE"):
-                with m.If(self.read.valid):
+                with m.If(read_starts):
                     m.next = "LOW_ARRIVES"
             with m.State("LOW_ARRIVES"):
                 m.d.comb += high.eq(1)
@@ -164,6 +200,16 @@ class Mailbox(wiring.Component):
                 with m.Else():
                     m.d.comb += load_low.eq(1)
                     m.next = "HIGH_ARRIVES"
+                    if not separate:
+                        with m.If(self.staging.en):
+                            m.next = "HIGH_WAITS"
+            if not separate:
+                with m.State("HIGH_WAITS"):  # the low half is in; the high half's read waits for the port
+                    m.d.comb += high.eq(1)
+                    with m.If(~self.read.valid):
+                        m.next = "IDLE"
+                    with m.Elif(~self.staging.en):
+                        m.next = "HIGH_ARRIVES"
             with m.State("HIGH_ARRIVES"):
                 # The memory's read data is the high half in this cycle only: the read is answered now.
                 with m.If(self.read.valid):

@@ -55,7 +55,8 @@ class MessageUnit(wiring.Component):
     Parameters: `address` (node address: tile number, or HOST_NODE), `num_tiles` (tiles on the ring, for the
     permission set), `phase_at_reset` (slot phase of the flit arriving at this stop after reset: ring position mod
     SLOT_FLITS, see RingNetwork), `depth` (inbound queue size in messages), `retry_delay` (cycles between a NACK and
-    the retry), `shared_timer` (True: RECVT's timer is outside, see below).
+    the retry), `shared_timer` (True: RECVT's timer is outside, see below), `separate_staging` (False: the mailbox
+    keeps the staged message in its queue's block RAM, one EBR instead of two, see `Mailbox`).
 
     Contract on `core` (docs/network.md has the table): one instruction at a time; `ready` pulses once per
     instruction; side effects happen only in the ready cycle (or, for SEND, never before it), so an instruction
@@ -78,6 +79,7 @@ class MessageUnit(wiring.Component):
         depth: int = 8,
         retry_delay: int = 32,
         shared_timer: bool = False,
+        separate_staging: bool = True,
     ) -> None:
         if not 1 <= num_tiles <= MAX_TILES:
             raise ValueError(f"tile count {num_tiles} outside 1..{MAX_TILES}")
@@ -106,8 +108,8 @@ class MessageUnit(wiring.Component):
             }
         )
         #: The ring stop and the mailbox (public so that tests can watch their ports).
-        self.router = Router(address=address, phase_at_reset=phase_at_reset)
-        self.mailbox = Mailbox(depth=depth)
+        self.router = Router(address=address, phase_at_reset=phase_at_reset, staging_enable=not separate_staging)
+        self.mailbox = Mailbox(depth=depth, separate_staging=separate_staging)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()

@@ -39,11 +39,14 @@ class RingNetwork(wiring.Component):
     """`num_tiles` tile nodes and the host node in one ring, padded to whole slots (`connect_ring`).
 
     `cores[i]` is node i's message port (node num_tiles is the host), `permissions[i]` its permission write port.
+    `depth`, `retry_delay` and `separate_staging` are every node's (`MessageUnit`).
     The chip top builds the same ring out of Tiles; this component is the network on its own, for tests and
     benchmarks, and the reference for how the chip must wire it.
     """
 
-    def __init__(self, *, num_tiles: int, depth: int = 8, retry_delay: int = 32) -> None:
+    def __init__(
+        self, *, num_tiles: int, depth: int = 8, retry_delay: int = 32, separate_staging: bool = True
+    ) -> None:
         self._num_tiles = num_tiles
         nodes = num_tiles + 1
         super().__init__(
@@ -60,6 +63,7 @@ class RingNetwork(wiring.Component):
                 phase_at_reset=phase_at_reset(index),
                 depth=depth,
                 retry_delay=retry_delay,
+                separate_staging=separate_staging,
             )
             for index in range(nodes)
         ]

@@ -14,6 +14,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from tessera.firmware.asm import assemble
+from tessera.hw.core import check_mem_bytes
+from tessera.hw.debug_serializer import DebugSerializer
 from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import connect_ring, phase_at_reset
 from tessera.hw.noc_layouts import HOST_NODE
@@ -103,16 +105,21 @@ class TileRingBench(wiring.Component):
         rom_read = rom.read_port(domain="comb")
         address = Signal(range(len(program) + 1))
         m.d.comb += rom_read.addr.eq(address)
-        writing = Signal()
+        # One serializer drives every tile's debug port: each word is written to all tiles at once.
+        m.submodules.loader = loader = DebugSerializer(addr_bits=check_mem_bytes(self._mem_bytes))
+        word = Signal(32)  # the word being written, shifted out by the serializer
+        with m.If(loader.shift):
+            m.d.sync += word.eq(word[1:])
+        m.d.comb += [loader.addr.eq(address), loader.wbit.eq(word[0])]
         permitting = Signal()
         starting = Signal()
         for node in nodes:
             control = node.control
             m.d.comb += [
-                control.debug.addr.eq(address),
-                control.debug.we.eq(writing),
-                control.debug.wdata.eq(rom_read.data),
-                control.debug.wmask.eq(0b1111),
+                control.debug.shift.eq(loader.port.shift),
+                control.debug.data_in.eq(loader.port.data_in),
+                control.debug.addr_in.eq(loader.port.addr_in),
+                control.debug.we.eq(loader.port.we),
                 control.config_we.eq(permitting),
                 control.config_index.eq(ConfigRegister.PERMISSIONS),
                 control.config_data.eq(-1),
@@ -123,10 +130,15 @@ class TileRingBench(wiring.Component):
                 with m.If(self.enable):
                     m.next = "LOAD"
             with m.State("LOAD"):
-                m.d.comb += writing.eq(1)
-                m.d.sync += address.eq(address + 1)
-                with m.If(address == len(program) - 1):
-                    m.next = "PERMIT"
+                m.d.comb += loader.we.eq(1)
+                m.d.sync += word.eq(rom_read.data)
+                m.next = "LOADING"
+            with m.State("LOADING"):
+                with m.If(loader.done):
+                    m.d.sync += address.eq(address + 1)
+                    m.next = "LOAD"
+                    with m.If(address == len(program) - 1):
+                        m.next = "PERMIT"
             with m.State("PERMIT"):
                 m.d.comb += permitting.eq(1)
                 m.next = "START"

@@ -8,9 +8,16 @@ from amaranth.lib.wiring import In, Out
 
 from tessera.hw.noc_layouts import FLIT_BITS, NODE_BITS, SLOT_FLITS, EjectFlit, Flit, RouteHeader, SlotKind
 
-#: The router reads the staged message (header, tag, payload halves, in the mailbox's memory) one flit per cycle,
-#: one cycle ahead of putting it on the ring: `data` is the flit `index` named in the cycle before.
-StagingReadSignature = wiring.Signature({"index": Out(range(SLOT_FLITS)), "data": In(FLIT_BITS)})
+
+def staging_read_signature(*, with_enable: bool) -> wiring.Signature:
+    """The router reads the staged message (header, tag, payload halves, in the mailbox's memory) one flit per cycle,
+    one cycle ahead of putting it on the ring: `data` is the flit `index` named in the cycle before. `with_enable`
+    adds `en`, high in the cycles whose `index` the router uses, for a mailbox whose staging entry shares the read
+    port with the queue (`Mailbox(separate_staging=False)`): those reads then take the port."""
+    members = {"index": Out(range(SLOT_FLITS)), "data": In(FLIT_BITS)}
+    if with_enable:
+        members["en"] = Out(1)
+    return wiring.Signature(members)
 
 
 class Router(wiring.Component):
@@ -27,17 +34,20 @@ class Router(wiring.Component):
       the last flit of the slot before) and pulses `inject_started`.
     - anything else is forwarded unchanged.
     `slot_start` is high while a slot's first flit arrives (a tick every SLOT_FLITS cycles, for slot-timed waits).
+    With `staging_enable`, `staging.en` marks the cycles whose staging read the stop uses (the slot before's last flit
+    while `inject_request`, then the injected slot's flits but its last).
     The stop never re-uses a slot it has just emptied: the stop after it gets the chance first, so slot ownership
     rotates around the ring and no sender starves.
     """
 
-    def __init__(self, *, address: int, phase_at_reset: int) -> None:
+    def __init__(self, *, address: int, phase_at_reset: int, staging_enable: bool = False) -> None:
         if not 0 <= address < 1 << NODE_BITS:
             raise ValueError(f"router address {address} does not fit {NODE_BITS} bits")
         if not 0 <= phase_at_reset < SLOT_FLITS:
             raise ValueError(f"slot phase {phase_at_reset} outside 0..{SLOT_FLITS - 1}")
         self._address = address
         self._phase_at_reset = phase_at_reset
+        self._staging_enable = staging_enable
         super().__init__(
             {
                 "ring_in": In(Flit),
@@ -46,7 +56,7 @@ class Router(wiring.Component):
                 "eject": Out(stream.Signature(EjectFlit, always_ready=True)),
                 "inject_request": In(1),
                 "inject_started": Out(1),
-                "staging": Out(StagingReadSignature),
+                "staging": Out(staging_read_signature(with_enable=staging_enable)),
                 "response": Out(stream.Signature(1, always_ready=True)),
                 "slot_start": Out(1),
             }
@@ -102,4 +112,10 @@ class Router(wiring.Component):
             self.response.payload.eq(incoming.kind == SlotKind.NACK),
             self.staging.index.eq(next_phase),
         ]
+        if self._staging_enable:
+            m.d.comb += self.staging.en.eq(
+                (self.inject_request & (phase == SLOT_FLITS - 1))
+                | start_inject
+                | (injecting & (phase != 0) & (phase != SLOT_FLITS - 1))
+            )
         return m

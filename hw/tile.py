@@ -14,6 +14,8 @@ from tessera.firmware.isa import TileState
 from tessera.hw.core_bit import COUNTER_STREAM_MEMBERS, BitSerialTileCore, counter_stream
 from tessera.hw.core_serial import SerialTileCore
 from tessera.hw.core import MemoryBusSignature, TileCore, check_mem_bytes, control_members
+from tessera.hw.debug_port import DebugPortSignature
+from tessera.hw.debug_target import DebugTarget
 
 __all__ = ["CORES", "Tile", "core_class"]
 
@@ -38,10 +40,12 @@ def core_class(name: str) -> type[AnyCore]:
 class Tile(wiring.Component):
     """Core + `mem_bytes` of memory (32-bit words, byte write enables, one block RAM read port).
 
-    `debug` is a word-addressed port with the same members as the core's bus (read data one cycle after `re`).
-    It reaches memory only while the core is neither RUNNING nor SLEEPING; while the core runs, its writes are
-    dropped and its read data is the core's. A read in the same cycle as a write is not performed. Control and
-    status ports are the core's (see `TileCore`).
+    `debug` is the host's serial debug port into the memory (hw/debug_port.py; the protocol is
+    `tessera.sim.debug_port_model`'s). It acts only while the core is neither RUNNING nor SLEEPING. The bit-serial
+    core is its own target (its word and address shift registers serve the port while it is stopped), so its memory
+    has one initiator; the other cores get a `DebugTarget` whose memory accesses take the core's place while the
+    core is stopped. A read in the same cycle as a write is not performed. Control and status ports are the core's
+    (see `TileCore`).
 
     With the bit-serial core the Tile also has the core's counter-stream inputs (`COUNTER_STREAM_MEMBERS`). A
     Tile built with `shared_counter_stream=False` ignores them and builds its own stream from `cycle`
@@ -58,7 +62,7 @@ class Tile(wiring.Component):
         core: str = "parallel",
         shared_counter_stream: bool = False,
     ):
-        addr_width = check_mem_bytes(mem_bytes)
+        self._addr_bits = check_mem_bytes(mem_bytes)
         self._mem_bytes = mem_bytes
         self._core = core_class(core)(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit)
         # No read shares a cycle with a write (elaborate gates `read.en`), so a read never meets the word being written:
@@ -68,7 +72,7 @@ class Tile(wiring.Component):
         if shared_counter_stream and not self._streamed:
             raise ValueError(f"a {type(self._core).__name__} tile reads `cycle`, it has no counter-stream inputs")
         self._stream_from_inputs = shared_counter_stream
-        members = {"debug": In(MemoryBusSignature(addr_width)), **control_members(has_message_unit)}
+        members = {"debug": In(DebugPortSignature()), **control_members(has_message_unit)}
         super().__init__({**members, **(COUNTER_STREAM_MEMBERS if self._streamed else {})})
 
     @property
@@ -107,19 +111,32 @@ class Tile(wiring.Component):
         if "message" in self.signature.members:
             wiring.connect(m, core.message, wiring.flipped(self.message))
 
-        core_owns = (core.state == TileState.RUNNING) | (core.state == TileState.SLEEPING)
-        port = core.bus
-        debug = self.debug
-        write_enable = Mux(core_owns, port.we, debug.we)
+        if self._streamed:
+            wiring.connect(m, wiring.flipped(self.debug), core.debug)
+            bus = core.bus
+        else:
+            m.submodules.debug_target = target = DebugTarget(addr_bits=self._addr_bits)
+            wiring.connect(m, wiring.flipped(self.debug), target.port)
+            bus = _owned_bus(m, core, target.bus)
         m.d.comb += [
-            read.addr.eq(Mux(core_owns, port.addr, debug.addr)),
-            # Never a read in a write cycle (the core never does both; a debug write wins): this tells Yosys
-            # that read/write collisions cannot happen, so it needs no read-first emulation around the RAM.
-            read.en.eq(Mux(core_owns, port.re, debug.re) & ~write_enable),
-            write.addr.eq(Mux(core_owns, port.addr, debug.addr)),
-            write.data.eq(Mux(core_owns, port.wdata, debug.wdata)),
-            write.en.eq(write_enable.replicate(4) & Mux(core_owns, port.wmask, debug.wmask)),
-            port.rdata.eq(read.data),
-            debug.rdata.eq(read.data),
+            read.addr.eq(bus.addr),
+            # Never a read in a write cycle (the core never does both; the debug port asks one at a time): this
+            # tells Yosys that read/write collisions cannot happen, so it needs no read-first emulation around the RAM.
+            read.en.eq(bus.re & ~bus.we),
+            write.addr.eq(bus.addr),
+            write.data.eq(bus.wdata),
+            write.en.eq(bus.we.replicate(4) & bus.wmask),
+            bus.rdata.eq(read.data),
         ]
         return m
+
+
+def _owned_bus(m: Module, core: AnyCore, target: wiring.PureInterface) -> wiring.PureInterface:
+    """The memory's initiator: the core while it is RUNNING or SLEEPING, else the debug target (whose requests
+    are dropped while the core runs). Both get the memory's read data."""
+    bus = MemoryBusSignature(len(core.bus.addr)).create(path=("memory_bus",))
+    core_owns = (core.state == TileState.RUNNING) | (core.state == TileState.SLEEPING)
+    for name in ("addr", "re", "we", "wdata", "wmask"):
+        m.d.comb += getattr(bus, name).eq(Mux(core_owns, getattr(core.bus, name), getattr(target, name)))
+    m.d.comb += [core.bus.rdata.eq(bus.rdata), target.rdata.eq(bus.rdata)]
+    return bus

@@ -7,7 +7,6 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from tessera.firmware.isa import Cause, TileState
-from tessera.hw.core import check_mem_bytes
 from tessera.hw.down_message import DETAIL_BITS
 from tessera.hw.fault_reporter import FaultReporter
 from tessera.hw.message_unit import MessageUnit
@@ -63,9 +62,10 @@ class TileNode(wiring.Component):
     `tessera.hw.network.phase_at_reset`), `mailbox_depth`, `retry_delay`, `counter_bits` (width of the
     message counters), `retired_bits` (width of the retired-instruction counter), `core`,
     `shared_counter_stream` (bit core only: the tile's counter-stream inputs are driven by the chip's one stream)
-    `counters` (False: no `messages_in` / `messages_out` / `retired` ports and no counter logic) and
+    `counters` (False: no `messages_in` / `messages_out` / `retired` ports and no counter logic),
     `shared_decode` (True: the node takes `NodeInputs` on its `decoded` input, which the chip decodes once for all
-    nodes with `decode_node_inputs`, instead of decoding its own).
+    nodes with `decode_node_inputs`, instead of decoding its own) and `separate_staging` (False: the mailbox in one
+    block RAM, see `tessera.hw.mailbox.Mailbox`).
 
     Ports: `control` (the host's: `TilePortSignature` as TileFanout drives it: debug port, run/halt/reset_pc,
     state/cause/pc, configuration writes), `ring_in`/`ring_out` (the ring), `cycle` (the chip counter),
@@ -102,8 +102,8 @@ class TileNode(wiring.Component):
         shared_counter_stream: bool = False,
         counters: bool = True,
         shared_decode: bool = False,
+        separate_staging: bool = True,
     ) -> None:
-        addr_bits = check_mem_bytes(mem_bytes)
         self._tile_id = tile_id
         self._num_tiles = num_tiles
         self._counters = counters
@@ -122,6 +122,7 @@ class TileNode(wiring.Component):
             depth=mailbox_depth,
             retry_delay=retry_delay,
             shared_timer=True,  # RECVT times with the watchdog's counter (elaborate)
+            separate_staging=separate_staging,
         )
         counter_members = (
             {"messages_in": Out(counter_bits), "messages_out": Out(counter_bits), "retired": Out(retired_bits)}
@@ -130,7 +131,7 @@ class TileNode(wiring.Component):
         )
         super().__init__(
             {
-                "control": In(TilePortSignature(addr_bits)),
+                "control": In(TilePortSignature()),
                 "ring_in": In(Flit),
                 "ring_out": Out(Flit),
                 "cycle": In(64),
@@ -155,10 +156,8 @@ class TileNode(wiring.Component):
         control = self.control
 
         # ---- host control and status ---------------------------------------------------------------------------
-        for name in ("addr", "re", "we", "wdata", "wmask"):
-            m.d.comb += getattr(tile.debug, name).eq(getattr(control.debug, name))
+        wiring.connect(m, wiring.flipped(control.debug), tile.debug)
         m.d.comb += [
-            control.debug.rdata.eq(tile.debug.rdata),
             tile.run.eq(control.run),
             tile.halt.eq(control.halt),
             tile.reset_pc.eq(control.reset_pc),

@@ -22,9 +22,10 @@ from amaranth.sim import Simulator
 
 from tessera.firmware.isa import MASK32, TileState
 from tessera.hw.tile import Tile
+from tessera.sim.debug_port_model import drive, read_cycles, word_from_bits, write_cycles
 from tessera.sim.model import MessageUnit
 
-__all__ = ["TileBench", "TileDriver", "TileOutcome", "run_program", "serve_messages", "simulate"]
+__all__ = ["TileBench", "TileDriver", "TileOutcome", "load_cycles", "run_program", "serve_messages", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class TileOutcome:
     """What a tile looked like when `run_program` stopped waiting.
 
     state: TRAPPED or HALTED if the tile stopped, RUNNING or SLEEPING if `max_cycles` ran out first.
+    run_cycle: the bench's cycle counter in the cycle of the run pulse (after the load, `load_cycles` from the start).
     cycles: clock cycles from the run pulse to the stop (or the limit); retired: `retired` pulses in that time.
     registers: x0..x31. memory: every word of the tile memory (read from the simulated block RAM).
     """
@@ -39,6 +41,7 @@ class TileOutcome:
     state: TileState
     cause: int
     pc: int
+    run_cycle: int
     cycles: int
     retired: int
     registers: tuple[int, ...]
@@ -85,32 +88,23 @@ class TileDriver:
         self.ctx.set(signal, 0)
 
     async def write_words(self, words: Sequence[int], base_word: int = 0) -> None:
-        """Write whole words through the debug port, from word address `base_word`."""
+        """Write whole words through the serial debug port, from word address `base_word`."""
         depth = self.tile.mem_bytes // 4
         if base_word < 0 or base_word + len(words) > depth:
             raise ValueError(f"{len(words)} words at word {base_word} do not fit {depth} words of memory")
-        debug = self.tile.debug
-        self.ctx.set(debug.we, 1)
-        self.ctx.set(debug.wmask, 0b1111)
+        addr_bits = depth.bit_length() - 1
         for index, word in enumerate(words):
             if not 0 <= word <= MASK32:
                 raise ValueError(f"word {word:#x} at index {index} does not fit 32 bits")
-            self.ctx.set(debug.addr, base_word + index)
-            self.ctx.set(debug.wdata, word)
-            await self.ctx.tick()
-        self.ctx.set(debug.we, 0)
-        self.ctx.set(debug.wmask, 0)
+            await drive(self.ctx, self.tile.debug, write_cycles(base_word + index, word, addr_bits))
 
     async def read_words(self, base_word: int, count: int) -> list[int]:
-        """Read `count` words through the debug port, from word address `base_word`."""
-        debug = self.tile.debug
+        """Read `count` words through the serial debug port, from word address `base_word`."""
+        addr_bits = (self.tile.mem_bytes // 4).bit_length() - 1
         values = []
-        self.ctx.set(debug.re, 1)
         for index in range(count):
-            self.ctx.set(debug.addr, base_word + index)
-            await self.ctx.tick()
-            values.append(self.ctx.get(debug.rdata))
-        self.ctx.set(debug.re, 0)
+            bits = await drive(self.ctx, self.tile.debug, read_cycles(base_word + index, addr_bits))
+            values.append(word_from_bits(bits))
         return values
 
     async def wait_stopped(self, max_cycles: int) -> int:
@@ -171,6 +165,11 @@ def simulate(bench: TileBench, testbench: Callable[..., Awaitable[None]], *, bac
             sim.run()
 
 
+def load_cycles(words: Sequence[int]) -> int:
+    """Clock cycles `run_program` spends loading `words` before its run pulse (a write per non-zero word)."""
+    return sum(len(write_cycles(0, 0, 1)) for word in words if word)
+
+
 def run_program(
     words: Sequence[int],
     *,
@@ -180,7 +179,8 @@ def run_program(
     max_cycles: int = 20_000,
     cycle_start: int = 0,
 ) -> TileOutcome:
-    """Load `words` at address 0 through the debug port, run from pc 0, and report how the tile stopped.
+    """Load `words` at address 0 through the debug port (`load_cycles(words)` cycles), run from pc 0, and report
+    how the tile stopped.
 
     The memory of a new tile is zero, so zero words are not written (long zero-padded images load quickly).
 
@@ -202,7 +202,7 @@ def run_program(
         state, cause, pc = driver.status()
         retired = ctx.get(bench.retired)
         registers = driver.registers()
-        outcome.append(TileOutcome(state, cause, pc, cycles, retired, registers, driver.memory_words()))
+        outcome.append(TileOutcome(state, cause, pc, start, cycles, retired, registers, driver.memory_words()))
 
     background = [serve_messages(bench, message_unit)] if message_unit is not None else []
     simulate(bench, testbench, background=background)

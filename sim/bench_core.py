@@ -29,6 +29,7 @@ from tessera.boards.synth import DEFAULT_SEED, synthesize
 from tessera.firmware.cc import compile_program
 from tessera.firmware.isa import Cause, TileState
 from tessera.hw.tile import CORES, Tile, core_class
+from tessera.sim.tile_with_loader import TileWithLoader
 from tessera.sim import cocotb_runner
 from tessera.sim.cocotb_tile import DESIGN_NAME, MEM_BYTES, TEST_MODULE, TILE_ID
 from tessera.sim.model import TileModel
@@ -56,7 +57,8 @@ def measure_cpi(core: str = "parallel", simulator: cocotb_runner.Simulator = "ve
         "read_words": MEM_BYTES // 4,
         "count_retired": True,
     }
-    build = cocotb_runner.build(Tile(mem_bytes=MEM_BYTES, tile_id=TILE_ID, core=core), DESIGN_NAME, simulator)
+    tile = TileWithLoader(Tile(mem_bytes=MEM_BYTES, tile_id=TILE_ID, core=core))
+    build = cocotb_runner.build(tile, DESIGN_NAME, simulator)
     (record,) = cocotb_runner.run(build, TEST_MODULE, testcase="run_images", payload=batch).output
     model = TileModel(MEM_BYTES, tile_id=TILE_ID)
     model.load_bytes(image.data)

@@ -10,6 +10,7 @@ import functools
 
 from tessera.hw.tile import Tile
 from tessera.sim import cocotb_runner
+from tessera.sim.tile_with_loader import TileWithLoader
 
 #: The smallest memory random programs (tessera.sim.randprog) accept; the C programs fit it too.
 MEM_BYTES = 2048
@@ -21,5 +22,6 @@ TEST_MODULE = "tile_tb"
 
 @functools.cache
 def build_tile(simulator: cocotb_runner.Simulator) -> cocotb_runner.CocotbBuild:
-    """The compiled Tile for `simulator` (built once per Verilog text; converted to Verilog once per process)."""
-    return cocotb_runner.build(Tile(mem_bytes=MEM_BYTES, tile_id=TILE_ID), DESIGN_NAME, simulator)
+    """The compiled Tile (with its word-wide loader) for `simulator` (built once per Verilog text; converted to
+    Verilog once per process)."""
+    return cocotb_runner.build(TileWithLoader(Tile(mem_bytes=MEM_BYTES, tile_id=TILE_ID)), DESIGN_NAME, simulator)

@@ -29,7 +29,7 @@ from tessera.hw.chip import TesseraChip
 from tessera.hw.core import decode_opcode
 from tessera.hw.core_bit import FRAME_LEAD, BitSerialTileCore, counter_stream
 from tessera.hw.tile import Tile
-from tessera.sim.amaranth_harness import TileBench, TileDriver, run_program, simulate
+from tessera.sim.amaranth_harness import TileBench, TileDriver, load_cycles, run_program, simulate
 from tessera.sim.encode import ECALL, addi, csr, custom0
 
 _DIRECTED = pathlib.Path(__file__).with_name("test_core_directed.py")
@@ -171,7 +171,6 @@ def test_counter_stream_matches_its_model_and_frames_carry_the_snapshot(start: i
 
 
 def test_counter_reads_are_snapshots_and_the_retry_loop_reads_them_whole():
-    start = 0x0000_0001_FFFF_FF00  # the low half wraps while the program runs
     code = [
         csr("csrrs", 1, Csr.CYCLEH),  # the standard loop: high, low, high again (retry if the highs differ)
         csr("csrrc", 2, Csr.CYCLE),
@@ -181,9 +180,12 @@ def test_counter_reads_are_snapshots_and_the_retry_loop_reads_them_whole():
         csr("csrrs", 6, Csr.MHARTID),
         ECALL,
     ]
-    outcome = run_program(code, tile_id=0x2A, cycle_start=start)
+    # The counter starts at reset at a multiple of 64; its low half wraps while the program runs.
+    wrap = 2 << 32
+    outcome = run_program(code, tile_id=0x2A, cycle_start=(wrap - 64 - load_cycles(code)) & ~63)
+    start, end = outcome.run_cycle, outcome.run_cycle + outcome.cycles
+    assert start < wrap < end
     regs = outcome.registers
-    end = start + outcome.cycles
     assert 1 <= regs[1] <= regs[3] <= regs[4] <= 2
     if regs[1] == regs[3]:
         assert start < (regs[1] << 32 | regs[2]) < end

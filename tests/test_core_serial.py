@@ -31,6 +31,7 @@ from tessera.sim.amaranth_harness import TileBench, TileDriver, simulate
 from tessera.sim.cocotb_tile import MEM_BYTES, TEST_MODULE, TILE_ID
 from tessera.sim.encode import ECALL, addi, alu, jal, li, store
 from tessera.sim.model import TileModel
+from tessera.sim.tile_with_loader import TileWithLoader
 
 _DIRECTED = pathlib.Path(__file__).with_name("test_core_directed.py")
 _spec = importlib.util.spec_from_file_location("core_directed_suite", _DIRECTED)
@@ -209,7 +210,7 @@ RESULT_SYMBOLS = {
 def build_serial_tile(core_name: str) -> cocotb_runner.CocotbBuild:
     tile = Tile(mem_bytes=MEM_BYTES, tile_id=TILE_ID, core=core_name)
     assert isinstance(tile.core, SERIAL_CORES[core_name][0])
-    return cocotb_runner.build(tile, "tile_tb_top", SIMULATOR)
+    return cocotb_runner.build(TileWithLoader(tile), "tile_tb_top", SIMULATOR)
 
 
 @pytest.mark.slow

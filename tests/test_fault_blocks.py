@@ -22,6 +22,7 @@ from tessera.hw.down_message import DOWN_TAG
 from tessera.hw.noc_layouts import HOST_NODE, Flit, MessageOp, ring_length
 from tessera.hw.tile_node import FAULT_FUNCT3, WATCHDOG_BITS, WATCHDOG_SHIFT, TileNode, decode_node_inputs
 from tessera.os.protocol import ConfigRegister
+from tessera.sim.debug_port_model import drive, write_cycles
 from tessera.sim.fault_reporter_model import FaultReporterModel, ReporterInputs, Request
 from tessera.sim.tile_node_model import TileNodeModel
 
@@ -167,8 +168,13 @@ def test_fault_reporter_abandons_a_stop_the_host_ends(ending: str) -> None:
 TILES = 1
 MEM_BYTES = 1024
 A0 = 10
-#: The TileNode tests run with each of these cores ("bit" is the board chip's).
-CORES = ("parallel", "bit")
+#: The TileNode tests run with each of these builds (core, the mailboxes' `separate_staging`): the parallel core, and
+#: the board chip's bit-serial core with either mailbox layout (the HX8K board's keep staging in the queue's EBR).
+NODE_BUILDS = [
+    pytest.param("parallel", True, id="parallel"),
+    pytest.param("bit", True, id="bit"),
+    pytest.param("bit", False, id="bit-one-ebr-mailbox"),
+]
 
 
 def msg_fault_funct7(rs1: int, funct7: int) -> str:
@@ -179,11 +185,14 @@ def msg_fault_funct7(rs1: int, funct7: int) -> str:
 class NodeBench:
     """TileNode 0 and the host unit (127) on one ring; `host(...)` runs message operations as the bridge would."""
 
-    def __init__(self, core: str) -> None:
+    def __init__(self, core: str, separate_staging: bool) -> None:
         self.node = TileNode(
-            tile_id=0, num_tiles=TILES, mem_bytes=MEM_BYTES, phase_at_reset=phase_at_reset(0), core=core
+            tile_id=0, num_tiles=TILES, mem_bytes=MEM_BYTES, phase_at_reset=phase_at_reset(0), core=core,
+            separate_staging=separate_staging,
         )
-        self.host_unit = MessageUnit(address=HOST_NODE, num_tiles=TILES, phase_at_reset=phase_at_reset(TILES))
+        self.host_unit = MessageUnit(
+            address=HOST_NODE, num_tiles=TILES, phase_at_reset=phase_at_reset(TILES), separate_staging=separate_staging
+        )
         m = Module()
         m.submodules.node, m.submodules.host = self.node, self.host_unit
         outputs = [self.node.ring_out, self.host_unit.ring_out]
@@ -242,13 +251,9 @@ class NodeBench:
         debug = self.node.control.debug
         await self.control(ctx, "halt")
         await self.control(ctx, "reset_pc")
+        addr_bits = (self.node.tile.mem_bytes // 4).bit_length() - 1
         for index, word in enumerate(words):
-            ctx.set(debug.addr, index)
-            ctx.set(debug.wdata, word)
-            ctx.set(debug.wmask, 0b1111)
-            ctx.set(debug.we, 1)
-            await ctx.tick()
-        ctx.set(debug.we, 0)
+            await drive(ctx, debug, write_cycles(index, word, addr_bits))
 
     async def wait_state(self, ctx, state: TileState, limit: int = 5000) -> int:
         """Cycles until the tile is in `state`."""
@@ -262,8 +267,8 @@ class NodeBench:
         return ctx.get(self.node.messages_in), ctx.get(self.node.messages_out), ctx.get(self.node.retired)
 
 
-def run_node(scenario, core: str) -> None:
-    bench = NodeBench(core)
+def run_node(scenario, core: str, separate_staging: bool) -> None:
+    bench = NodeBench(core, separate_staging)
 
     async def testbench(ctx) -> None:
         await scenario(bench, ctx)
@@ -316,9 +321,9 @@ def test_watchdog_decode_follows_the_model() -> None:
     sim.run()
 
 
-@pytest.mark.parametrize("core", CORES)
+@pytest.mark.parametrize(("core", "separate_staging"), NODE_BUILDS)
 @pytest.mark.parametrize("period", [1000, 2560])
-def test_tile_node_watchdog_counters_and_down_follow_the_model(period: int, core: str) -> None:
+def test_tile_node_watchdog_counters_and_down_follow_the_model(period: int, core: str, separate_staging: bool) -> None:
     """One message served (counters), the watchdog expiring inside the model's window, DOWN(WATCHDOG) to the host."""
     model = TileNodeModel(num_tiles=TILES)
     program = assemble(SERVE_ONCE_THEN_HANG)
@@ -363,10 +368,10 @@ def test_tile_node_watchdog_counters_and_down_follow_the_model(period: int, core
         model.reset_pc()
         assert bench.counters(ctx) == (model.messages_in, model.messages_out, model.retired) == (0, 0, 0)
 
-    run_node(scenario, core)
+    run_node(scenario, core, separate_staging)
 
 
-@pytest.mark.parametrize("core", CORES)
+@pytest.mark.parametrize(("core", "separate_staging"), NODE_BUILDS)
 @pytest.mark.parametrize(
     ("name", "body", "supervisor"),
     [
@@ -378,7 +383,9 @@ def test_tile_node_watchdog_counters_and_down_follow_the_model(period: int, core
         ("ECALL is reported past itself", "addi a0, x0, 5\nbad: ecall", HOST_NODE),
     ],
 )
-def test_tile_node_stop_reports_follow_the_model(name: str, body: str, supervisor: int, core: str) -> None:
+def test_tile_node_stop_reports_follow_the_model(
+    name: str, body: str, supervisor: int, core: str, separate_staging: bool
+) -> None:
     model = TileNodeModel(num_tiles=TILES)
     program = assemble(body + "\n")
 
@@ -404,7 +411,7 @@ def test_tile_node_stop_reports_follow_the_model(name: str, body: str, superviso
         assert await bench.host_receive(ctx, limit=400) == expected, name
         assert bench.counters(ctx) == (model.messages_in, model.messages_out, model.retired), name
 
-    run_node(scenario, core)
+    run_node(scenario, core, separate_staging)
 
 
 #: Stops with ECALL (a word staged before it), then sends one word to the host with tag 9 and stops at a breakpoint.
@@ -423,10 +430,12 @@ bad:
 """
 
 
-@pytest.mark.parametrize("core", CORES)
+@pytest.mark.parametrize(("core", "separate_staging"), NODE_BUILDS)
 @pytest.mark.parametrize("ending", ["run", "reset_pc"])
 @pytest.mark.parametrize("delay", [0, 1, 3, 5, 8, 12, 40])
-def test_tile_node_stop_ended_by_the_host_during_its_report(ending: str, delay: int, core: str) -> None:
+def test_tile_node_stop_ended_by_the_host_during_its_report(
+    ending: str, delay: int, core: str, separate_staging: bool
+) -> None:
     """The host ends an ECALL stop `delay` cycles after it began, during or after its DOWN report (`run`, or
     `reset_pc` and `run`, after which the program stops with ECALL again): the stop's DOWN arrives whole or not at
     all (always for a late end, never for an end in the stop's first cycle), no report word and no word staged
@@ -465,11 +474,11 @@ def test_tile_node_stop_ended_by_the_host_during_its_report(ending: str, delay: 
         if delay >= 40:
             assert received == [first_down, *later], received
 
-    run_node(scenario, core)
+    run_node(scenario, core, separate_staging)
 
 
-@pytest.mark.parametrize("core", CORES)
-def test_tile_node_down_reaches_a_supervisor_the_tile_may_not_send_to(core: str) -> None:
+@pytest.mark.parametrize(("core", "separate_staging"), NODE_BUILDS)
+def test_tile_node_down_reaches_a_supervisor_the_tile_may_not_send_to(core: str, separate_staging: bool) -> None:
     """With an empty permission set the DOWN messages still reach the supervisor, and the tile's own SEND, resumed
     at once (during the DOWN report), is denied all the same: its stop is reported as the model says."""
     model = TileNodeModel(num_tiles=TILES)
@@ -495,7 +504,7 @@ def test_tile_node_down_reaches_a_supervisor_the_tile_may_not_send_to(core: str)
         assert received == [(0, *down[1:]) for down in model.downs], received
         assert await bench.host_receive(ctx, limit=300) is None
 
-    run_node(scenario, core)
+    run_node(scenario, core, separate_staging)
 
 
 #: Two timed receives on an empty mailbox (the second one longer than the watchdog period), then a hang.
@@ -509,15 +518,15 @@ hang:
 """
 
 
-@pytest.mark.parametrize("core", CORES)
-def test_tile_node_recvt_shares_the_watchdog_counter(core: str) -> None:
+@pytest.mark.parametrize(("core", "separate_staging"), NODE_BUILDS)
+def test_tile_node_recvt_shares_the_watchdog_counter(core: str, separate_staging: bool) -> None:
     """RECVT times out on the cycle a message unit with its own timer does (a reference unit fed the same
     instructions), however long past the watchdog period it waits; the watchdog then expires in the model's
     window after the last RECVT."""
     model = TileNodeModel(num_tiles=TILES)
     model.write_config(ConfigRegister.WATCHDOG, 1000)
     program = assemble(TIMED_RECEIVES_THEN_HANG)
-    bench = NodeBench(core)
+    bench = NodeBench(core, separate_staging)
     reference = MessageUnit(address=0, num_tiles=TILES, phase_at_reset=phase_at_reset(0))  # off the ring
     bench.top.submodules.reference = reference
     core_port = bench.node.tile.message

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from amaranth import Const, Module, Signal
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from tessera.firmware.isa import Cause, TileState
@@ -21,6 +21,7 @@ from tessera.os import protocol as p
 from tessera.os.chip import Chip, Incoming
 from tessera.os.link import Link
 from tessera.sim.bridge_model import BridgeModel, FakeTileArray
+from tessera.sim.debug_memory import DebugMemory
 from tessera.sim.frame_fuzz import fuzz_frames
 
 TILES = 3
@@ -55,24 +56,15 @@ class StandInTile(wiring.Component):
 
     def __init__(self, index: int) -> None:
         self._index = index
-        super().__init__(TilePortSignature(INFO.mem_log2 - 2).flip())
-        self.mem = memory.Memory(shape=32, depth=MEM_WORDS, init=[])
+        super().__init__(TilePortSignature().flip())
+        self.mem = DebugMemory(addr_bits=INFO.mem_log2 - 2)
         self.config = [Signal(32, name=f"config{i}") for i in range(3)]
 
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.mem = self.mem
-        rp = self.mem.read_port(domain="sync")
-        wp = self.mem.write_port(granularity=8)
-        running = (self.state == TileState.RUNNING) | (self.state == TileState.SLEEPING)
-        m.d.comb += [
-            rp.addr.eq(self.debug.addr),
-            rp.en.eq(self.debug.re),
-            self.debug.rdata.eq(rp.data),
-            wp.addr.eq(self.debug.addr),
-            wp.data.eq(self.debug.wdata),
-            wp.en.eq((self.debug.we & ~running).replicate(4) & self.debug.wmask),
-        ]
+        wiring.connect(m, wiring.flipped(self.debug), self.mem.port)
+        m.d.comb += self.mem.locked.eq((self.state == TileState.RUNNING) | (self.state == TileState.SLEEPING))
         state = Signal(2, init=TileState.HALTED)
         pc = Signal(32, init=tile_pc(self._index))
         cause = Signal(5, init=tile_cause(self._index))
@@ -173,7 +165,7 @@ class Bench:
 
     def snapshot(self, ctx) -> dict:
         return {
-            "memory": [[ctx.get(t.mem.data[i]) for i in range(MEM_WORDS)] for t in self.tiles],
+            "memory": [[ctx.get(t.mem.memory.data[i]) for i in range(MEM_WORDS)] for t in self.tiles],
             "state": [ctx.get(t.state) for t in self.tiles],
             "pc": [ctx.get(t.pc) for t in self.tiles],
             "config": [[ctx.get(r) for r in t.config] for t in self.tiles],

@@ -7,6 +7,8 @@ it are NACKed). Each cycle the test tells the model which SENDs and message open
 - every node's mailbox count equals the model's, on every cycle (the ring, ACK/NACK, retry and room decisions);
 - every RECV header, GET word, COUNT and TRYSEND result equals the model's;
 - a scoreboard: nothing lost, nothing duplicated, per-pair order kept, everything drained within a bound.
+Every test runs on both mailbox layouts (the staged message in a block RAM of its own, and in the queue's): in the
+one-EBR layout ejection and the router's staging reads take the mailbox's ports, so PUT/SEND and reads wait.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ RETRY_DELAY = 12
 QUOTA = 30  # messages per node
 HOARDER = 1
 DRAIN_BOUND = 6000  # cycles after the last send until the last receive
+
+
+@pytest.fixture(params=[True, False], ids=["two-ebr-mailbox", "one-ebr-mailbox"])
+def separate_staging(request: pytest.FixtureRequest) -> bool:
+    """The mailbox layout of the ring's message units (`MessageUnit(separate_staging=...)`)."""
+    return request.param
 
 
 @dataclass
@@ -76,8 +84,10 @@ class Driver:
         return (MessageOp.TRYRECV, 0, 0)
 
 
-def run_stress(seed: int, *, retry_delay: int = RETRY_DELAY, quota: int = QUOTA) -> dict[str, int]:
-    network = RingNetwork(num_tiles=NUM_TILES, depth=DEPTH, retry_delay=retry_delay)
+def run_stress(
+    seed: int, *, retry_delay: int = RETRY_DELAY, quota: int = QUOTA, separate_staging: bool
+) -> dict[str, int]:
+    network = RingNetwork(num_tiles=NUM_TILES, depth=DEPTH, retry_delay=retry_delay, separate_staging=separate_staging)
     model = NocModel(NUM_TILES, depth=DEPTH, retry_delay=retry_delay)
     addresses = [node_address(i, NUM_TILES) for i in range(NUM_TILES + 1)]
     rng = random.Random(seed)
@@ -196,8 +206,8 @@ def run_stress(seed: int, *, retry_delay: int = RETRY_DELAY, quota: int = QUOTA)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_traffic_matches_model_and_drains(seed: int) -> None:
-    stats = run_stress(seed)
+def test_random_traffic_matches_model_and_drains(seed: int, separate_staging: bool) -> None:
+    stats = run_stress(seed, separate_staging=separate_staging)
     assert stats["sent"] == QUOTA * (NUM_TILES + 1)
     assert stats["received"] == stats["sent"]
     assert stats["nacks"] > 0, "the hoarding node never filled its mailbox: the test lost its point"
@@ -205,10 +215,10 @@ def test_random_traffic_matches_model_and_drains(seed: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("retry_delay", [8, 19, 32])
-def test_retry_timing_matches_model_for_any_retry_delay(retry_delay: int) -> None:
+def test_retry_timing_matches_model_for_any_retry_delay(retry_delay: int, separate_staging: bool) -> None:
     # The unit counts the retry wait in slots (a NACK arrives on a slot's first flit); the model counts cycles. The
     # mailbox counts, compared on every cycle, show that both retry on the same slot: 8 = the next slot, 19 and 32 =
     # two and three slots later (the default).
-    stats = run_stress(7, retry_delay=retry_delay, quota=8)
+    stats = run_stress(7, retry_delay=retry_delay, quota=8, separate_staging=separate_staging)
     assert stats["received"] == stats["sent"] == 8 * (NUM_TILES + 1)
     assert stats["nacks"] > 0

@@ -3,7 +3,8 @@
 A scripted program per scenario runs on the RTL (a 2-tile ring plus host) one instruction at a time, as a core issues
 them; in the cycle the RTL answers, the same instruction goes to the model (which is stepped in lockstep with the
 RTL clock) and both answers must agree: result, fault, cause. Scenarios cover every instruction, every fault cause,
-and the waiting behaviour (blocking SEND, RECV, RECVT timeout).
+and the waiting behaviour (blocking SEND, RECV, RECVT timeout). Every scenario runs on both mailbox layouts: the
+staged message in a block RAM of its own, and in the queue's (`separate_staging=False`).
 """
 
 from __future__ import annotations
@@ -25,13 +26,21 @@ PERMISSIONS = {0: [0, 1, HOST_NODE], 1: [0, 1], HOST_NODE: ADDRESSES}
 Step = tuple[int, MessageOp | tuple[int, int], int, int]  # node address, instruction (or raw funct3/funct7), rs1, rs2
 
 
+@pytest.fixture(params=[True, False], ids=["two-ebr-mailbox", "one-ebr-mailbox"])
+def separate_staging(request: pytest.FixtureRequest) -> bool:
+    """The mailbox layout of the ring's message units (`MessageUnit(separate_staging=...)`)."""
+    return request.param
+
+
 def permission_bits(destinations: list[int]) -> int:
     return sum(1 << (NUM_TILES if d == HOST_NODE else d) for d in destinations)
 
 
-def run_program(program: list[Step], limit: int = 400) -> list[tuple[MessageReply, int]]:
+def run_program(
+    program: list[Step], limit: int = 400, *, separate_staging: bool
+) -> list[tuple[MessageReply, int]]:
     """Run `program`; return each instruction's RTL reply and how many cycles it took (checked against the model)."""
-    network = RingNetwork(num_tiles=NUM_TILES, depth=2, retry_delay=8)
+    network = RingNetwork(num_tiles=NUM_TILES, depth=2, retry_delay=8, separate_staging=separate_staging)
     model = NocModel(NUM_TILES, depth=2, retry_delay=8)
     units = {address: NodeUnit(model, address) for address in ADDRESSES}
     replies: list[tuple[MessageReply, int]] = []
@@ -87,7 +96,7 @@ def fault(cause: Cause) -> MessageReply:
     return MessageReply(fault=True, cause=cause)
 
 
-def test_message_round_trip_with_header_count_status_and_skip() -> None:
+def test_message_round_trip_with_header_count_status_and_skip(separate_staging: bool) -> None:
     program: list[Step] = [
         (0, MessageOp.PUT, 0x1111_2222, 0),
         (0, MessageOp.PUT, 0x3333_4444, 0),
@@ -103,7 +112,7 @@ def test_message_round_trip_with_header_count_status_and_skip() -> None:
         (1, MessageOp.STATUS, 0, 0),
         (1, MessageOp.TRYRECV, 0, 0),
     ]
-    replies = [reply for reply, _ in run_program(program)]
+    replies = [reply for reply, _ in run_program(program, separate_staging=separate_staging)]
     assert replies[2].result == 0b10 << 4  # two words staged, nothing in flight
     assert replies[6].result == 0 | (2 << 8) | (0xBEEF << 16)  # src 0, length 2, tag
     assert replies[8].result == 0x1111_2222
@@ -111,7 +120,7 @@ def test_message_round_trip_with_header_count_status_and_skip() -> None:
     assert replies[12].result == 0  # empty
 
 
-def test_trysend_reports_busy_and_send_waits_for_the_ack() -> None:
+def test_trysend_reports_busy_and_send_waits_for_the_ack(separate_staging: bool) -> None:
     program: list[Step] = [
         (0, MessageOp.PUT, 1, 0),
         (0, MessageOp.TRYSEND, HOST_NODE, 1),
@@ -120,20 +129,20 @@ def test_trysend_reports_busy_and_send_waits_for_the_ack() -> None:
         (HOST_NODE, MessageOp.RECV, 0, 0),
         (HOST_NODE, MessageOp.GET, 0, 0),
     ]
-    replies = run_program(program)
+    replies = run_program(program, separate_staging=separate_staging)
     assert replies[1][0].result == 1
     assert replies[2][1] > 10, "PUT did not wait for the in-flight message"
     assert replies[5][0].result == 1
 
 
-def test_full_mailbox_nacks_and_the_sender_retries_until_there_is_room() -> None:
+def test_full_mailbox_nacks_and_the_sender_retries_until_there_is_room(separate_staging: bool) -> None:
     # Depth 2: the third message to tile 1 is NACKed until tile 1 opens one (which frees the entry before it).
     program: list[Step] = []
     for value in (10, 20, 30):
         program += [(0, MessageOp.PUT, value, 0), (0, MessageOp.SEND, 1, value)]
     program += [(0, MessageOp.STATUS, 0, 0)]
     program += [(1, MessageOp.RECV, 0, 0), (1, MessageOp.RECV, 0, 0), (1, MessageOp.RECV, 0, 0), (1, MessageOp.GET, 0, 0)]
-    replies = [reply for reply, _ in run_program(program)]
+    replies = [reply for reply, _ in run_program(program, separate_staging=separate_staging)]
     assert replies[6].result & 1, "the third message should still be in flight (NACKed) while tile 1 holds two"
     assert [r.result >> 16 for r in replies[7:10]] == [10, 20, 30]
     assert replies[10].result == 30
@@ -156,13 +165,13 @@ def test_full_mailbox_nacks_and_the_sender_retries_until_there_is_room() -> None
         ([(0, (0, 1), 0, 0)], Cause.ILLEGAL_INSN),
     ],
 )
-def test_faults(program: list[Step], cause: Cause) -> None:
-    replies = run_program(program)
+def test_faults(program: list[Step], cause: Cause, separate_staging: bool) -> None:
+    replies = run_program(program, separate_staging=separate_staging)
     assert replies[-1][0] == fault(cause)
     assert not any(reply.fault for reply, _ in replies[:-1])
 
 
-def test_get_beyond_the_message_faults_and_the_node_keeps_working() -> None:
+def test_get_beyond_the_message_faults_and_the_node_keeps_working(separate_staging: bool) -> None:
     program: list[Step] = [
         (0, MessageOp.PUT, 9, 0),
         (0, MessageOp.SEND, 1, 3),
@@ -173,13 +182,13 @@ def test_get_beyond_the_message_faults_and_the_node_keeps_working() -> None:
         (0, MessageOp.SEND, 1, 4),
         (1, MessageOp.RECV, 0, 0),
     ]
-    replies = [reply for reply, _ in run_program(program)]
+    replies = [reply for reply, _ in run_program(program, separate_staging=separate_staging)]
     assert replies[4] == fault(Cause.MESSAGE_FAULT)
     assert replies[7].result >> 16 == 4
 
 
-def test_receive_with_timeout_returns_zero_after_the_timeout() -> None:
-    replies = run_program([(1, MessageOp.RECVT, 40, 0), (1, MessageOp.RECVT, 0, 0)])
+def test_receive_with_timeout_returns_zero_after_the_timeout(separate_staging: bool) -> None:
+    replies = run_program([(1, MessageOp.RECVT, 40, 0), (1, MessageOp.RECVT, 0, 0)], separate_staging=separate_staging)
     (first, first_cycles), (second, second_cycles) = replies
     assert first.result == 0 and 40 <= first_cycles <= 42
     assert second.result == 0 and second_cycles <= 2

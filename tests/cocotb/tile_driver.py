@@ -1,6 +1,7 @@
-"""Drives a Verilog `Tile` (hw/tile.py) from cocotb: clock and reset, debug-port loads and reads, run to a stop.
+"""Drives a Verilog `TileWithLoader` (sim/tile_with_loader.py: a Tile and the host side of its serial debug port)
+from cocotb: clock and reset, word loads and reads through the loader, run to a stop.
 
-Port names are Amaranth's flattened signature paths (`debug__addr`, `run`, `state`, ...). Every method is entered
+Port names are Amaranth's flattened signature paths (`loader__addr`, `run`, `state`, ...). Every method is entered
 and left just after a falling clock edge: inputs are changed there and outputs sampled there, half a period away
 from the rising edge where the design samples and updates, so no read races a write. While the tile runs, Python
 sleeps on the `state` signal (and on a timeout) instead of waking every clock, unless retired instructions are
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cocotb.clock import Clock
 from cocotb.handle import SimHandleBase
-from cocotb.triggers import ClockCycles, FallingEdge, First, Timer
+from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from tessera.firmware.isa import TileState
@@ -39,12 +41,12 @@ class TileDriver:
         self.dut = dut
         self._falling = FallingEdge(dut.clk)
         # Handle look-ups by attribute are slow enough to matter in per-clock loops.
-        self._addr = dut.debug__addr
-        self._re = dut.debug__re
-        self._we = dut.debug__we
-        self._wdata = dut.debug__wdata
-        self._wmask = dut.debug__wmask
-        self._rdata = dut.debug__rdata
+        self._addr = dut.loader__addr
+        self._re = dut.loader__re
+        self._we = dut.loader__we
+        self._wdata = dut.loader__wdata
+        self._rdata = dut.loader__rdata
+        self._done = dut.loader__done
 
     async def start(self) -> None:
         """Start the clock, hold reset for two cycles and leave every input idle."""
@@ -55,8 +57,8 @@ class TileDriver:
         dut.rst.value = 1
         for name in ("run", "halt", "reset_pc", "fault_in_valid", "fault_in_cause", "cycle"):
             getattr(dut, name).value = 0
-        for name in ("addr", "re", "we", "wdata", "wmask"):
-            getattr(dut, f"debug__{name}").value = 0
+        for name in ("addr", "re", "we", "wdata"):
+            getattr(dut, f"loader__{name}").value = 0
         await ClockCycles(dut.clk, 2)
         dut.rst.value = 0
         await self._falling
@@ -72,46 +74,44 @@ class TileDriver:
         await self._falling
         signal.value = 0
 
+    async def _transfers(self, start: Any, requests: Sequence[tuple[int, int]]) -> list[int]:
+        """Run loader transfers (word address, write data) back to back with `start` (the loader's `we` or `re`)
+        held high: the loader starts the next one as soon as it is idle, so Python wakes once per word, when `done`
+        rises (the next request is set up then). For reads, returns the words read (`rdata` at each `done`)."""
+        results: list[int] = []
+        if not requests:
+            return results
+        address, word = requests[0]
+        self._addr.value, self._wdata.value = address, word
+        start.value = 1
+        for index in range(len(requests)):
+            await RisingEdge(self._done)
+            if index + 1 < len(requests):
+                address, word = requests[index + 1]
+                self._addr.value, self._wdata.value = address, word
+            else:
+                start.value = 0
+            if start is self._re:
+                await ReadOnly()
+                results.append(int(self._rdata.value))
+        await self._falling
+        return results
+
     async def write_words(self, words: Sequence[int], first_word: int = 0) -> None:
-        """Write whole words through the debug port, one per clock, from word address `first_word`."""
-        addr, wdata, falling = self._addr, self._wdata, self._falling
-        self._we.value = 1
-        self._wmask.value = 0xF
-        for offset, word in enumerate(words):
-            addr.value = first_word + offset
-            wdata.value = word
-            await falling
-        self._we.value = 0
+        """Write whole words through the tile's serial debug port (the loader shifts each in), from `first_word`."""
+        await self._transfers(self._we, [(first_word + offset, word) for offset, word in enumerate(words)])
 
     async def write_changed_words(self, words: Sequence[int], known: list[int | None]) -> None:
         """Make memory hold `words` from address 0, writing only the words where `known` (the memory's contents as
-        last read back) differs, and update `known`. Runs of unchanged words cost nothing."""
-        addr, wdata, falling = self._addr, self._wdata, self._falling
-        self._wmask.value = 0xF
-        self._we.value = 1
-        for address, word in enumerate(words):
-            if known[address] == word:
-                continue
-            addr.value = address
-            wdata.value = word
+        last read back) differs, and update `known`. Unchanged words cost nothing."""
+        changed = [(address, word) for address, word in enumerate(words) if known[address] != word]
+        await self._transfers(self._we, changed)
+        for address, word in changed:
             known[address] = word
-            await falling
-        self._we.value = 0
 
     async def read_words(self, first_word: int, count: int) -> list[int]:
-        """Read `count` words through the debug port, pipelined: one address per clock, data one clock later."""
-        addr, rdata, falling = self._addr, self._rdata, self._falling
-        words: list[int] = []
-        self._re.value = 1
-        addr.value = first_word
-        end = first_word + count
-        for address in range(first_word + 1, end + 1):
-            await falling
-            if address < end:
-                addr.value = address
-            words.append(int(rdata.value))
-        self._re.value = 0
-        return words
+        """Read `count` words through the tile's serial debug port, from word address `first_word`."""
+        return await self._transfers(self._re, [(address, 0) for address in range(first_word, first_word + count)])
 
     async def run_until_stopped(self, max_cycles: int, count_retired: bool = False) -> Stop:
         """Pulse `run` and wait until the tile is HALTED or TRAPPED, or until `max_cycles` have passed."""

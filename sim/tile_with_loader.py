@@ -1,0 +1,83 @@
+"""A Tile with the host side of its serial debug port built in, for testbenches that load and read its memory a
+word at a time (the cocotb tile testbench, `make bench-core`): they wait for `loader.done` instead of driving the
+port's shifts from Python cycle by cycle."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from tessera.hw.debug_serializer import DebugSerializer
+from tessera.hw.tile import Tile
+
+__all__ = ["TileWithLoader"]
+
+
+def LoaderSignature(addr_bits: int) -> wiring.Signature:
+    """The word-wide port, seen from the testbench: `DebugSerializer`'s request side."""
+    return wiring.Signature(
+        {
+            "addr": Out(addr_bits),
+            "wdata": Out(32),
+            "re": Out(1),
+            "we": Out(1),
+            "rdata": In(32),
+            "done": In(1),
+        }
+    )
+
+
+class TileWithLoader(wiring.Component):
+    """`tile`'s ports (all but `debug`, same names) plus `loader`: `we` (with `wdata`, taken in that cycle) or `re`
+    starts a word write or read at word `addr` (held until `done`; see DebugSerializer); `done` marks its end, and
+    `rdata` then holds the word read. Held high, `re`/`we` start one transfer after another (`wdata` is taken as
+    each starts, in the cycle after the previous `done`)."""
+
+    def __init__(self, tile: Tile) -> None:
+        self._tile = tile
+        self._addr_bits = (tile.mem_bytes // 4).bit_length() - 1
+        members = {name: member for name, member in tile.signature.members.items() if name != "debug"}
+        super().__init__({**members, "loader": In(LoaderSignature(self._addr_bits))})
+
+    @property
+    def tile(self) -> Tile:
+        return self._tile
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.tile = tile = self._tile
+        m.submodules.serializer = serializer = DebugSerializer(addr_bits=self._addr_bits)
+        wiring.connect(m, serializer.port, tile.debug)
+        for name in ("addr", "re", "we"):
+            m.d.comb += getattr(serializer, name).eq(getattr(self.loader, name))
+        word = Signal(32)  # the serializer's word register on this side: the write's word, then the read's
+        busy = Signal()  # a transfer is under way (the serializer is not idle)
+        starting = ~busy & (self.loader.re | self.loader.we)
+        with m.If(starting):
+            m.d.sync += busy.eq(1)
+        with m.Elif(serializer.done):
+            m.d.sync += busy.eq(0)
+        with m.If(starting & self.loader.we):
+            m.d.sync += word.eq(self.loader.wdata)
+        with m.Elif(serializer.shift):
+            m.d.sync += word.eq(Cat(word[1:], serializer.rbit))
+        m.d.comb += [
+            serializer.wbit.eq(word[0]),
+            self.loader.rdata.eq(word),
+            self.loader.done.eq(serializer.done),
+        ]
+        for name in self.signature.members:
+            if name == "loader":
+                continue
+            ours, theirs = getattr(self, name), getattr(tile, name)
+            if isinstance(ours, wiring.PureInterface):
+                if tile.signature.members[name].flow == In:
+                    wiring.connect(m, wiring.flipped(ours), theirs)
+                else:
+                    wiring.connect(m, theirs, wiring.flipped(ours))
+            elif tile.signature.members[name].flow == In:
+                m.d.comb += theirs.eq(ours)
+            else:
+                m.d.comb += ours.eq(theirs)
+        return m
