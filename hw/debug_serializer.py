@@ -14,14 +14,14 @@ __all__ = ["DebugSerializer"]
 class DebugSerializer(wiring.Component):
     """Parameter: `addr_bits` (word address width of the target's memory).
 
-    `re` or `we` in a cycle in which the serializer is idle starts a transfer of memory word `addr` (held until
-    `done`, which is 1 for one cycle at the end: 33 cycles after `we`, 35 + addr_bits after `re`). (Held high, `re`/`we` start
-    one transfer after another: the serializer is idle again in the cycle after `done`.) The word itself stays in
-    the initiator's word register, which the serializer shifts: in every cycle with `shift` = 1 the initiator shifts
-    it right by one bit, taking `rbit` at the top, and the bit leaving (`wbit`, the register's bit 0 before the
-    shift) goes to the target. A write's 32 shifts send the word; a read's last 32 shifts (just before `done`)
-    bring the word read into the register (its first 32 shift garbage in). The host bridge's word register, which
-    it sends and receives bytes from anyway, serves; so the serializer keeps no word. `port` drives the target as
+    `re` or `we` in a cycle in which the serializer is idle starts a transfer of memory word `addr` (held until `done`,
+    which is 1 for one cycle at the end: 33 cycles after `we`, 35 + addr_bits after `re`). (Held high, `re`/`we` start
+    one transfer after another: the serializer is idle again in the cycle after `done`.) The word itself stays in the
+    initiator's word register, which the serializer shifts: in every cycle with `shift` = 1 the initiator shifts it
+    right by one bit, taking `rbit` at the top, and the bit leaving (`wbit`, the register's bit 0 before the shift) goes
+    to the target. A write's 32 shifts send the word; a read's last 32 shifts (just before `done`) bring the word read
+    into the register (the address shifts before them shift garbage in). The host bridge's word register, which it sends
+    and receives bytes from anyway, serves; so the serializer keeps no word. `port` drives the target as
     `tessera.sim.debug_port_model` describes.
     """
 

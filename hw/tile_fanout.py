@@ -85,13 +85,13 @@ class TileFanout(wiring.Component):
         state = selected.state
         m.d.comb += bus.busy.eq((state == TileState.RUNNING) | (state == TileState.SLEEPING))
 
-        # Status read data as an AND-OR of one-hot selects registered at `re` (two inputs per LUT; a binary
-        # multiplexer tree measured about the same at 8 tiles and worse at 2): a tile's pc, the low cycle half, or
-        # `held`. The selects are 0 except in the cycle after `re`. A pc is always a multiple of 4 (docs/isa.md): its two low bits read 0 without taking
-        # part. `held` is loaded at a STATE_CAUSE read with the selected tile's state/cause and at a CYCLE_LO read
-        # with the high cycle half, kept for the CYCLE_HI read that follows it (STATUS reads the words in order): one
-        # register whose every flip-flop has a LUT in front (a plain copy of the counter would sit alone in its
-        # logic cell).
+        # Status read data as an AND-OR of one-hot selects registered at `re` (two inputs per LUT; a binary multiplexer
+        # tree measured about the same at 8 tiles and worse at 2): a tile's pc, the low cycle half, or `held`. The
+        # selects are 0 except in the cycle after `re`. A pc is always a multiple of 4 (docs/isa.md): its two low bits
+        # read 0 without taking part. `held` is loaded at a STATE_CAUSE read with the selected tile's state/cause and at
+        # a CYCLE_LO read with the high cycle half, kept for the CYCLE_HI read that follows it (STATUS reads the words
+        # in order): one register whose every flip-flop has a LUT in front (a plain copy of the counter would sit alone
+        # in its logic cell).
         index = bus.addr[:3]
         pc_sel = Signal(self._tile_count)
         cycle_lo_sel = Signal()

@@ -21,6 +21,7 @@ from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.sim import Simulator
 
 from tessera.firmware.isa import MASK32, TileState
+from tessera.hw.core import check_mem_bytes
 from tessera.hw.tile import Tile
 from tessera.sim.debug_port_model import drive, read_cycles, word_from_bits, write_cycles
 from tessera.sim.model import MessageUnit
@@ -92,7 +93,7 @@ class TileDriver:
         depth = self.tile.mem_bytes // 4
         if base_word < 0 or base_word + len(words) > depth:
             raise ValueError(f"{len(words)} words at word {base_word} do not fit {depth} words of memory")
-        addr_bits = depth.bit_length() - 1
+        addr_bits = check_mem_bytes(self.tile.mem_bytes)
         for index, word in enumerate(words):
             if not 0 <= word <= MASK32:
                 raise ValueError(f"word {word:#x} at index {index} does not fit 32 bits")
@@ -100,7 +101,7 @@ class TileDriver:
 
     async def read_words(self, base_word: int, count: int) -> list[int]:
         """Read `count` words through the serial debug port, from word address `base_word`."""
-        addr_bits = (self.tile.mem_bytes // 4).bit_length() - 1
+        addr_bits = check_mem_bytes(self.tile.mem_bytes)
         values = []
         for index in range(count):
             bits = await drive(self.ctx, self.tile.debug, read_cycles(base_word + index, addr_bits))

@@ -8,6 +8,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from tessera.hw.core import check_mem_bytes
 from tessera.hw.debug_serializer import DebugSerializer
 from tessera.hw.tile import Tile
 
@@ -31,12 +32,12 @@ def LoaderSignature(addr_bits: int) -> wiring.Signature:
 class TileWithLoader(wiring.Component):
     """`tile`'s ports (all but `debug`, same names) plus `loader`: `we` (with `wdata`, taken in that cycle) or `re`
     starts a word write or read at word `addr` (held until `done`; see DebugSerializer); `done` marks its end, and
-    `rdata` then holds the word read. Held high, `re`/`we` start one transfer after another (`wdata` is taken as
-    each starts, in the cycle after the previous `done`)."""
+    `rdata` holds the word read in that cycle. Held high, `re`/`we` start one transfer after another (`wdata` is
+    taken as each starts, in the cycle after the previous `done`)."""
 
     def __init__(self, tile: Tile) -> None:
         self._tile = tile
-        self._addr_bits = (tile.mem_bytes // 4).bit_length() - 1
+        self._addr_bits = check_mem_bytes(tile.mem_bytes)
         members = {name: member for name, member in tile.signature.members.items() if name != "debug"}
         super().__init__({**members, "loader": In(LoaderSignature(self._addr_bits))})
 
@@ -51,17 +52,13 @@ class TileWithLoader(wiring.Component):
         wiring.connect(m, serializer.port, tile.debug)
         for name in ("addr", "re", "we"):
             m.d.comb += getattr(serializer, name).eq(getattr(self.loader, name))
-        word = Signal(32)  # the serializer's word register on this side: the write's word, then the read's
-        busy = Signal()  # a transfer is under way (the serializer is not idle)
-        starting = ~busy & (self.loader.re | self.loader.we)
-        with m.If(starting):
-            m.d.sync += busy.eq(1)
-        with m.Elif(serializer.done):
-            m.d.sync += busy.eq(0)
-        with m.If(starting & self.loader.we):
-            m.d.sync += word.eq(self.loader.wdata)
-        with m.Elif(serializer.shift):
+        # The serializer's word register on this side. It takes `wdata` in every cycle without a shift, so it holds
+        # the write's word when the first shift comes, and a read's word in the `done` cycle after its last shift.
+        word = Signal(32)
+        with m.If(serializer.shift):
             m.d.sync += word.eq(Cat(word[1:], serializer.rbit))
+        with m.Else():
+            m.d.sync += word.eq(self.loader.wdata)
         m.d.comb += [
             serializer.wbit.eq(word[0]),
             self.loader.rdata.eq(word),

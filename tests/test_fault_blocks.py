@@ -18,6 +18,7 @@ from tessera.firmware.isa import encode_r
 from tessera.hw.fault_reporter import FaultReporter
 from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import phase_at_reset
+from tessera.hw.core import check_mem_bytes
 from tessera.hw.down_message import DOWN_TAG
 from tessera.hw.noc_layouts import HOST_NODE, Flit, MessageOp, ring_length
 from tessera.hw.tile_node import FAULT_FUNCT3, WATCHDOG_BITS, WATCHDOG_SHIFT, TileNode, decode_node_inputs
@@ -251,7 +252,7 @@ class NodeBench:
         debug = self.node.control.debug
         await self.control(ctx, "halt")
         await self.control(ctx, "reset_pc")
-        addr_bits = (self.node.tile.mem_bytes // 4).bit_length() - 1
+        addr_bits = check_mem_bytes(self.node.tile.mem_bytes)
         for index, word in enumerate(words):
             await drive(ctx, debug, write_cycles(index, word, addr_bits))
 
