@@ -354,7 +354,16 @@ class TileCore(wiring.Component):
 
         # -- stop requests from outside ------------------------------------------------------------------
         active = (step != _Step.HALTED) & (step != _Step.TRAPPED)
-        stop = (active & self.halt) | self.reset_pc | self.fault_in_valid
+        # A stop abandons the instruction under way, except in the cycle the message unit answers one: its effect (a
+        # message taken, a word sent) is done then, so the instruction completes and the stop acts a cycle later.
+        answered = Signal()
+        if self._has_message_unit:
+            m.d.comb += answered.eq((step == _Step.MESSAGE) & self.message.ready)
+        pending_halt = Signal()
+        pending_fault = Signal()  # `cause` holds the fault's cause already
+        halt_request = active & (self.halt | pending_halt)
+        fault_request = self.fault_in_valid | pending_fault
+        stop = ((halt_request | fault_request) & ~answered) | self.reset_pc
         in_fetch = step == _Step.FETCH
 
         m.d.comb += [
@@ -521,16 +530,18 @@ class TileCore(wiring.Component):
                             finish()
 
         # -- outside requests override the sequencer (a later assignment wins) ---------------------------
+        m.d.sync += [pending_halt.eq(0), pending_fault.eq(0)]
         with m.If(self.reset_pc):
             m.d.sync += [pc.eq(0), cause.eq(0), fresh.eq(1), step.eq(_Step.HALTED)]
-        with m.Elif(self.fault_in_valid):
-            m.d.sync += [cause.eq(self.fault_in_cause), fresh.eq(1), step.eq(_Step.TRAPPED)]
-            with m.If(~in_fetch):
-                m.d.sync += pc.eq(pc)
-        with m.Elif(active & self.halt):
-            m.d.sync += [fresh.eq(1), step.eq(_Step.HALTED)]
-            with m.If(~in_fetch):
-                m.d.sync += pc.eq(pc)
+        with m.Elif(fault_request | halt_request):  # a fault wins over a halt
+            with m.If(self.fault_in_valid):
+                m.d.sync += cause.eq(self.fault_in_cause)
+            with m.If(answered):
+                m.d.sync += [pending_fault.eq(fault_request), pending_halt.eq(~fault_request)]
+            with m.Else():
+                m.d.sync += [fresh.eq(1), step.eq(Mux(fault_request, _Step.TRAPPED, _Step.HALTED))]
+                with m.If(~in_fetch):
+                    m.d.sync += pc.eq(pc)
 
         # -- status --------------------------------------------------------------------------------------
         with m.Switch(step):

@@ -572,7 +572,9 @@ class BitSerialTileCore(wiring.Component):
             m.d.sync += cause.eq(own_cause)
 
         # -- requests from outside (later assignments win) ---------------------------------------------
-        abandonable = stopped | (step == _Step.MESSAGE)  # no side effect of the instruction has happened
+        # While SLEEPING nothing of the message instruction has happened yet, except in the cycle the unit answers: its
+        # effect (a message taken, a word sent) is then done, so the instruction completes and the stop waits for it.
+        abandonable = stopped | ((step == _Step.MESSAGE) & ~self.message.ready) if self._has_message_unit else stopped
         with m.If(self.reset_pc):
             m.d.sync += [pc.eq(0), pc_outside.eq(0), cause.eq(0), step.eq(_Step.HALTED)]
             m.d.sync += [pending_halt.eq(0), pending_fault.eq(0), waiting.eq(0)]
@@ -583,7 +585,7 @@ class BitSerialTileCore(wiring.Component):
             with m.Else():
                 m.d.sync += pending_fault.eq(1)
         with m.Elif(self.halt & ~stopped):
-            with m.If(step == _Step.MESSAGE):
+            with m.If(abandonable):
                 m.d.sync += [step.eq(_Step.HALTED), waiting.eq(0)]
             with m.Else():
                 m.d.sync += pending_halt.eq(1)

@@ -538,7 +538,9 @@ class SerialTileCore(wiring.Component):
 
         # -- requests from outside (later assignments win) ---------------------------------------------
         stopped = (step == _Step.HALTED) | (step == _Step.TRAPPED)
-        abandonable = stopped | (step == _Step.MESSAGE)  # no side effect of the instruction has happened
+        # While SLEEPING nothing of the message instruction has happened yet, except in the cycle the unit answers: its
+        # effect (a message taken, a word sent) is done then, so the instruction completes and the stop waits for it.
+        abandonable = stopped | ((step == _Step.MESSAGE) & ~self.message.ready) if self._has_message_unit else stopped
         with m.If(self.reset_pc):
             m.d.sync += [pc.eq(0), cause.eq(0), step.eq(_Step.HALTED), pending_halt.eq(0), pending_fault.eq(0)]
         with m.Elif(self.fault_in_valid):
@@ -548,7 +550,7 @@ class SerialTileCore(wiring.Component):
             with m.Else():
                 m.d.sync += pending_fault.eq(1)
         with m.Elif(self.halt & ~stopped):
-            with m.If(step == _Step.MESSAGE):
+            with m.If(abandonable):
                 m.d.sync += step.eq(_Step.HALTED)
             with m.Else():
                 m.d.sync += pending_halt.eq(1)
