@@ -36,3 +36,19 @@ def test_tile_programs_on_chip() -> None:
         f"\nmsg_latency_neighbour_cycles = {latency['msg_latency_neighbour_cycles']}"
         f" (median of {samples}; one rdcycle to the next costs {latency['rdcycle_to_rdcycle_cycles']})"
     )
+
+
+@pytest.mark.slow
+def test_tile_programs_on_the_hx8k_chip_build() -> None:
+    """The same programs on the chip as the HX8K board builds it (boards/hx8k.py): bit-serial cores and mailboxes
+    that keep the staged message in the queue's block RAM (`separate_staging=False`), which the block and node
+    tests cover (tests/test_mailbox.py, tests/test_fault_blocks.py) but no other whole-chip test does."""
+    chip = TesseraChip(tiles=TILES, mem_bytes=1024, mailbox_depth=MAILBOX_DEPTH, link="bytes", clock_hz=CLOCK_HZ,
+                       core="bit", separate_staging=False)
+    design = cocotb_runner.build(chip, "tessera_chip_bytes", "verilator")
+    result = cocotb_runner.run(
+        design,
+        "chip_programs_tb",
+        env={"TESSERA_CHIP_TILES": str(TILES), "TESSERA_CHIP_MAILBOX_DEPTH": str(MAILBOX_DEPTH)},
+    )
+    assert {outcome.name for outcome in result.outcomes} == {"ping_pong", "fan_in", "ring_token", "neighbour_latency"}
