@@ -20,8 +20,9 @@ BOARD = Board(
     clock_resource="clk12",
     reference_hz=12e6,
     # What fits (make bench-fit; README): six bit-core tiles at 66.5 MHz (6989 of 7680 logic cells, 29 of 32 block
-    # RAMs). Block RAM limits this board, not logic: with two EBR per mailbox six tiles needed 36 of the 32, so its
+    # RAMs). Block RAM limited this board first: with two EBR per mailbox six tiles needed 36 of the 32, so its
     # mailboxes keep the staged message in the queue's EBR (`separate_staging=False`, ~28 logic cells per node).
+    # Seven tiles now run out of logic cells (7953).
     default_mhz=24.0,
     default_tiles=6,
     iceprog_args=("-S",),
