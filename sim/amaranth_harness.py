@@ -1,13 +1,15 @@
 """Drive a `tessera.hw.tile.Tile` in Amaranth's simulator.
 
 Two levels:
-- `run_program(words, ...)`: one call that builds a tile, loads `words` through the debug port, pulses `run`,
-  waits until the tile stops (HALTED or TRAPPED) or a cycle limit passes, and returns a `TileOutcome` with the
-  status ports, the registers and the memory read back through the debug port. The random co-simulation
-  against `tessera.sim.model.TileModel` uses this.
+- `run_program(words, ...)`: one call that builds a tile, puts `words` straight into its memory (no clock cycles),
+  pulses `run`, waits until the tile stops (HALTED or TRAPPED) or a cycle limit passes, and returns a `TileOutcome`
+  with the status ports, the registers and the memory. The directed core tests use this.
 - `TileBench` + `TileDriver`: for tests that need to act while the tile runs (pulses at chosen times, the
   debug port while running, a hand-driven message port). `TileBench` wraps the tile with a free-running
-  chip-wide cycle counter and a retired counter, so waiting costs no Python work per cycle.
+  chip-wide cycle counter and a retired counter, so waiting costs no Python work per cycle. `TileDriver` loads
+  memory either through the serial debug port (`write_words`, 33 simulated cycles a word: for tests of the port
+  and of loading) or straight into the simulated block RAM (`set_memory`, no cycles: for tests of what the core
+  does with a program).
 
 The core does not implement instret/instreth (docs/core.md): compare against `TileModel(..., has_instret=False)`.
 """
@@ -26,7 +28,7 @@ from tessera.hw.tile import Tile
 from tessera.sim.debug_port_model import drive, read_cycles, word_from_bits, write_cycles
 from tessera.sim.model import MessageUnit
 
-__all__ = ["TileBench", "TileDriver", "TileOutcome", "load_cycles", "run_program", "serve_messages", "simulate"]
+__all__ = ["TileBench", "TileDriver", "TileOutcome", "run_program", "serve_messages", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class TileOutcome:
     """What a tile looked like when `run_program` stopped waiting.
 
     state: TRAPPED or HALTED if the tile stopped, RUNNING or SLEEPING if `max_cycles` ran out first.
-    run_cycle: the bench's cycle counter in the cycle of the run pulse (after the load, `load_cycles` from the start).
+    run_cycle: the bench's cycle counter in the cycle of the run pulse (`cycle_start`: the run pulse comes first).
     cycles: clock cycles from the run pulse to the stop (or the limit); retired: `retired` pulses in that time.
     registers: x0..x31. memory: every word of the tile memory (read from the simulated block RAM).
     """
@@ -88,15 +90,20 @@ class TileDriver:
         await self.ctx.tick()
         self.ctx.set(signal, 0)
 
-    async def write_words(self, words: Sequence[int], base_word: int = 0) -> None:
-        """Write whole words through the serial debug port, from word address `base_word`."""
+    def _check_fits(self, words: Sequence[int], base_word: int) -> None:
+        """Raise ValueError unless `words` are 32-bit values that fit the memory from word address `base_word`."""
         depth = self.tile.mem_bytes // 4
         if base_word < 0 or base_word + len(words) > depth:
             raise ValueError(f"{len(words)} words at word {base_word} do not fit {depth} words of memory")
-        addr_bits = check_mem_bytes(self.tile.mem_bytes)
         for index, word in enumerate(words):
             if not 0 <= word <= MASK32:
                 raise ValueError(f"word {word:#x} at index {index} does not fit 32 bits")
+
+    async def write_words(self, words: Sequence[int], base_word: int = 0) -> None:
+        """Write whole words through the serial debug port, from word address `base_word`."""
+        self._check_fits(words, base_word)
+        addr_bits = check_mem_bytes(self.tile.mem_bytes)
+        for index, word in enumerate(words):
             await drive(self.ctx, self.tile.debug, write_cycles(base_word + index, word, addr_bits))
 
     async def read_words(self, base_word: int, count: int) -> list[int]:
@@ -115,6 +122,13 @@ class TileDriver:
                 return waited
             await self.ctx.tick()
         return max_cycles
+
+    def set_memory(self, words: Sequence[int]) -> None:
+        """Make the simulated block RAM hold `words` from word 0 and zeros after them (no clock cycles pass)."""
+        self._check_fits(words, 0)
+        data = self.tile.memory.data
+        for index, word in enumerate([*words, *[0] * (self.tile.mem_bytes // 4 - len(words))]):
+            self.ctx.set(data[index], word)
 
     def memory_words(self) -> tuple[int, ...]:
         """Every word of the tile memory, read from the simulated block RAM (no clock cycles pass)."""
@@ -166,11 +180,6 @@ def simulate(bench: TileBench, testbench: Callable[..., Awaitable[None]], *, bac
             sim.run()
 
 
-def load_cycles(words: Sequence[int]) -> int:
-    """Clock cycles `run_program` spends loading `words` before its run pulse (a write per non-zero word)."""
-    return sum(len(write_cycles(0, 0, 1)) for word in words if word)
-
-
 def run_program(
     words: Sequence[int],
     *,
@@ -180,10 +189,8 @@ def run_program(
     max_cycles: int = 20_000,
     cycle_start: int = 0,
 ) -> TileOutcome:
-    """Load `words` at address 0 through the debug port (`load_cycles(words)` cycles), run from pc 0, and report
-    how the tile stopped.
-
-    The memory of a new tile is zero, so zero words are not written (long zero-padded images load quickly).
+    """Put `words` into memory from address 0 (`TileDriver.set_memory`: no clock cycles, so the run pulse is in
+    the bench's first cycle, `cycle_start`), run from pc 0, and report how the tile stopped.
 
     The tile has a message port iff `message_unit` is given; the unit answers it as `serve_messages` says.
     """
@@ -193,9 +200,7 @@ def run_program(
 
     async def testbench(ctx) -> None:
         driver = TileDriver(ctx, bench)
-        for index, word in enumerate(words):
-            if word:
-                await driver.write_words([word], base_word=index)
+        driver.set_memory(words)
         start = ctx.get(bench.cycle)
         await driver.pulse(tile.run)
         await driver.wait_stopped(max_cycles)

@@ -1,6 +1,7 @@
 """A Tile with the host side of its serial debug port built in, for testbenches that load and read its memory a
 word at a time (the cocotb tile testbench, `make bench-core`): they wait for `loader.done` instead of driving the
-port's shifts from Python cycle by cycle."""
+port's shifts from Python cycle by cycle, and read `retired_total` instead of counting `retired` pulses cycle by
+cycle."""
 
 from __future__ import annotations
 
@@ -33,13 +34,16 @@ class TileWithLoader(wiring.Component):
     """`tile`'s ports (all but `debug`, same names) plus `loader`: `we` (with `wdata`, taken in that cycle) or `re`
     starts a word write or read at word `addr` (held until `done`; see DebugSerializer); `done` marks its end, and
     `rdata` holds the word read in that cycle. Held high, `re`/`we` start one transfer after another (`wdata` is
-    taken as each starts, in the cycle after the previous `done`)."""
+    taken as each starts, in the cycle after the previous `done`).
+
+    `retired_total` is the number of `retired` pulses since reset, this cycle's included (it wraps at 2**32): a
+    run retired the difference between its values at the stop and before the run pulse."""
 
     def __init__(self, tile: Tile) -> None:
         self._tile = tile
         self._addr_bits = check_mem_bytes(tile.mem_bytes)
         members = {name: member for name, member in tile.signature.members.items() if name != "debug"}
-        super().__init__({**members, "loader": In(LoaderSignature(self._addr_bits))})
+        super().__init__({**members, "loader": In(LoaderSignature(self._addr_bits)), "retired_total": Out(32)})
 
     @property
     def tile(self) -> Tile:
@@ -64,8 +68,13 @@ class TileWithLoader(wiring.Component):
             self.loader.rdata.eq(word),
             self.loader.done.eq(serializer.done),
         ]
-        for name in self.signature.members:
-            if name == "loader":
+        # Pulses in the cycles before this one. The total adds this cycle's: a testbench reading it in the cycle in
+        # which the tile stopped counts an instruction that retires in that cycle.
+        retired_before = Signal(32)
+        m.d.sync += retired_before.eq(self.retired_total)
+        m.d.comb += self.retired_total.eq(retired_before + tile.retired)
+        for name in tile.signature.members:
+            if name == "debug":
                 continue
             ours, theirs = getattr(self, name), getattr(tile, name)
             if isinstance(ours, wiring.PureInterface):

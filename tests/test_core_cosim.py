@@ -59,17 +59,12 @@ def run_batch_on_gateware(
     """
     tile = Tile(mem_bytes=MEM_BYTES, tile_id=TILE_ID, has_message_unit=message_unit is not None)
     bench = TileBench(tile)
-    rows = tile.memory.data
-    depth = MEM_BYTES // 4
     stops: list[Stop] = []
 
     async def testbench(ctx) -> None:
         driver = TileDriver(ctx, bench)
         for image in images:
-            if len(image) > depth:
-                raise ValueError(f"an image of {len(image)} words does not fit {depth} words of memory")
-            for address, word in enumerate([*image, *[0] * (depth - len(image))]):
-                ctx.set(rows[address], word)
+            driver.set_memory(image)
             await driver.pulse(tile.reset_pc)
             registers_at_start = driver.registers()[1:]
             cycle, retired = ctx.get(bench.cycle), ctx.get(bench.retired)
@@ -82,7 +77,7 @@ def run_batch_on_gateware(
                     cause=cause,
                     pc=pc,
                     registers=driver.registers()[1:],
-                    memory=tuple(ctx.get(rows[address]) for address in range(depth)),
+                    memory=driver.memory_words(),
                     retired=ctx.get(bench.retired) - retired,
                     cycles=ctx.get(bench.cycle) - cycle,
                     registers_at_start=registers_at_start,

@@ -243,7 +243,6 @@ def test_c_programs(core_name: str) -> None:
             {"name": name, "words": image.words(), "max_cycles": C_MAX_CYCLES} for name, image in images.items()
         ],
         "read_words": MEM_BYTES // 4,
-        "count_retired": True,
     }
     run = cocotb_runner.run(build_serial_tile(core_name), TEST_MODULE, testcase="run_images", payload=batch)
     records = {record["name"]: record for record in run.output}
