@@ -55,7 +55,6 @@ def measure_cpi(core: str = "parallel", simulator: cocotb_runner.Simulator = "ve
     batch = {
         "images": [{"name": BENCH_PROGRAM, "words": image.words(), "max_cycles": MAX_CYCLES}],
         "read_words": MEM_BYTES // 4,
-        "count_retired": True,
     }
     tile = TileWithLoader(Tile(mem_bytes=MEM_BYTES, tile_id=TILE_ID, core=core))
     build = cocotb_runner.build(tile, DESIGN_NAME, simulator)
