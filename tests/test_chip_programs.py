@@ -17,9 +17,11 @@ MAILBOX_DEPTH = 8
 CLOCK_HZ = 100_000_000  # as tests/test_chip.py: the same parameters give the same Verilog and share its build
 
 
-@pytest.mark.slow
-def test_tile_programs_on_chip() -> None:
-    chip = TesseraChip(tiles=TILES, mem_bytes=1024, mailbox_depth=MAILBOX_DEPTH, link="bytes", clock_hz=CLOCK_HZ)
+def run_programs(**chip_options: object) -> cocotb_runner.CocotbRun:
+    """Run chip_programs_tb on a Verilator build of the chip with `chip_options` (beyond the shared parameters);
+    every program must pass (cocotb_runner raises otherwise). Returns the run's result."""
+    chip = TesseraChip(tiles=TILES, mem_bytes=1024, mailbox_depth=MAILBOX_DEPTH, link="bytes", clock_hz=CLOCK_HZ,
+                       **chip_options)
     design = cocotb_runner.build(chip, "tessera_chip_bytes", "verilator")
     result = cocotb_runner.run(
         design,
@@ -27,7 +29,12 @@ def test_tile_programs_on_chip() -> None:
         env={"TESSERA_CHIP_TILES": str(TILES), "TESSERA_CHIP_MAILBOX_DEPTH": str(MAILBOX_DEPTH)},
     )
     assert {outcome.name for outcome in result.outcomes} == {"ping_pong", "fan_in", "ring_token", "neighbour_latency"}
-    latency = result.output
+    return result
+
+
+@pytest.mark.slow
+def test_tile_programs_on_chip() -> None:
+    latency = run_programs().output
     assert latency is not None, "neighbour_latency saved no measurement"
     samples = latency["samples"]
     # Every sample includes at least one ring hop and the rdcycle that reads the end time.
@@ -43,12 +50,4 @@ def test_tile_programs_on_the_hx8k_chip_build() -> None:
     """The same programs on the chip as the HX8K board builds it (boards/hx8k.py): bit-serial cores and mailboxes
     that keep the staged message in the queue's block RAM (`separate_staging=False`), which the block and node
     tests cover (tests/test_mailbox.py, tests/test_fault_blocks.py) but no other whole-chip test does."""
-    chip = TesseraChip(tiles=TILES, mem_bytes=1024, mailbox_depth=MAILBOX_DEPTH, link="bytes", clock_hz=CLOCK_HZ,
-                       core="bit", separate_staging=False)
-    design = cocotb_runner.build(chip, "tessera_chip_bytes", "verilator")
-    result = cocotb_runner.run(
-        design,
-        "chip_programs_tb",
-        env={"TESSERA_CHIP_TILES": str(TILES), "TESSERA_CHIP_MAILBOX_DEPTH": str(MAILBOX_DEPTH)},
-    )
-    assert {outcome.name for outcome in result.outcomes} == {"ping_pong", "fan_in", "ring_token", "neighbour_latency"}
+    run_programs(core="bit", separate_staging=False)
