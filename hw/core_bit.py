@@ -2,8 +2,8 @@
 
 Contract: the same as `tessera.hw.core_serial.SerialTileCore` (project brief, docs/isa.md): `TileCore`'s
 constructor, signature, architectural results, faults, causes and pcs, with the serial core's stop timing:
-`halt` and `fault_in_valid` take effect at the next instruction boundary (at once while SLEEPING or stopped),
-`reset_pc` at once.
+`halt` and `fault_in_valid` take effect at the next instruction boundary (at once while SLEEPING or stopped, except
+in the cycle the message unit answers: that instruction completes first), `reset_pc` at once.
 
 Microarchitecture (docs/core.md, "The bit-serial core", has the reasoning and the measured figures):
 - Every instruction is one or two uniform *passes* of 34 cycles: two cycles that start the register-file
@@ -123,7 +123,8 @@ class BitSerialTileCore(wiring.Component):
     earlier instant, and later reads see later instants, so the usual cycleh/cycle/cycleh retry loop reads a
     consistent 64-bit value. `retired` pulses once per retired instruction, ECALL and EBREAK included. `halt`
     and `fault_in_valid` are remembered and take effect at the next instruction boundary (immediately while
-    SLEEPING or stopped); the pc they leave is that of the next instruction, which has not started.
+    SLEEPING or stopped, except in the cycle the message unit answers: that instruction completes first); the pc
+    they leave is that of the next instruction, which has not started.
     The core is also the target of the host's serial debug port (`debug`, hw/debug_port.py): while it is stopped,
     the port shifts `dat` and `addr` and reads or writes the memory through `bus`; while it runs, the port is ignored.
     """

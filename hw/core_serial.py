@@ -80,8 +80,9 @@ class SerialTileCore(wiring.Component):
 
     Ports, states, faults and CSRs are `TileCore`'s (instret/instreth are illegal, as there). `retired` pulses
     once per retired instruction, ECALL and EBREAK included. `halt` and `fault_in_valid` are remembered and
-    take effect at the next instruction boundary (immediately while SLEEPING or stopped); the pc they leave is
-    that of the next instruction, which has not started.
+    take effect at the next instruction boundary (immediately while SLEEPING or stopped, except in the cycle the
+    message unit answers: that instruction completes first); the pc they leave is that of the next instruction,
+    which has not started.
     """
 
     def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False):
