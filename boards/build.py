@@ -28,6 +28,7 @@ from tessera.boards import hx8k, icebreaker, icestick, upduino
 from tessera.boards.board import Board
 from tessera.boards.board_top import BoardTop, io_pins
 from tessera.boards.pll import PllError, pll_config
+from tessera.boards.synth import synth_ice40_device_option
 from tessera.hw.chip import Chip
 from tessera.hw.tile import CORES
 from tessera.sim import toolchain
@@ -58,18 +59,25 @@ _UTILISATION_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
 _PROGRESS_MARKERS = ("Packing", "Placing", "Running simulated annealing placer", "Routing", "Max frequency")
 _LOG_TAIL_LINES = 25
 
-#: Yosys overrides of the board build. On the RTLIL path Yosys drops a memory's `no_rw_check` attribute before it
-#: maps block RAM, so every synchronous read port of such a memory got read-during-write emulation: lone flip-flops
-#: and a bypass multiplexer, for collisions the design never makes (each memory says why in its code). The synthesis
-#: therefore stops before `map_ram`, marks collisions as don't-care on exactly the memories that carry
-#: `no_rw_check`, and goes on; a memory without the attribute keeps the emulation.
-YOSYS_OVERRIDES = {
-    "synth_opts": "-run :map_ram",
-    "script_after_synth": (
-        "setparam -set RD_COLLISION_X_MASK 1 a:no_rw_check t:$mem_v2 %i; "
-        f"synth_ice40 -top {TOP_NAME} -run map_ram:"
-    ),
-}
+def yosys_overrides(device: str) -> dict[str, str]:
+    """Amaranth's Yosys script overrides for a board build on `device` (a key of `tessera.boards.synth.DEVICES`).
+
+    synth_ice40 maps the logic against the device's own delay model (`synth_ice40_device_option`). And on the
+    RTLIL path Yosys drops a memory's `no_rw_check` attribute before it maps block RAM, so every synchronous read
+    port of such a memory got read-during-write emulation: lone flip-flops and a bypass multiplexer, for collisions
+    the design never makes (each memory says why in its code). The synthesis therefore stops before `map_ram`, marks
+    collisions as don't-care on exactly the memories that carry `no_rw_check`, and goes on; a memory without the
+    attribute keeps the emulation.
+    """
+    device_option = synth_ice40_device_option(device)
+    return {
+        "synth_opts": f"-run :map_ram {device_option}",
+        "script_after_synth": (
+            "setparam -set RD_COLLISION_X_MASK 1 a:no_rw_check t:$mem_v2 %i; "
+            f"synth_ice40 -top {TOP_NAME} -run map_ram: {device_option}"
+        ),
+    }
+
 
 ChipFactory = Callable[..., wiring.Component]
 
@@ -232,7 +240,7 @@ def build(
         core=core, separate_staging=board.separate_staging, **io_pins(board),
     )
     platform = board.platform()
-    plan = platform.prepare(BoardTop(board, chip, pll), name=TOP_NAME, **YOSYS_OVERRIDES)
+    plan = platform.prepare(BoardTop(board, chip, pll), name=TOP_NAME, **yosys_overrides(board.device))
     plan.extract(str(build_dir))
 
     try:

