@@ -65,7 +65,7 @@ clean:
 BOARD ?= icebreaker
 BOARD_ARGS := --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(MHZ),--mhz $(MHZ)) $(if $(SEED),--seed $(SEED)) $(if $(CORE),--core $(CORE))
 
-.PHONY: build flash bench-fit area
+.PHONY: build flash bench-fit area lone-ffs
 
 build: setup
 	$(PY) -m tessera.boards.build $(BOARD_ARGS)
@@ -84,6 +84,11 @@ bench-fit: setup
 # Per-module LUT4 / flip-flop / carry / EBR table of the board chip (synth_ice40 -noflatten): what to shrink.
 area: setup
 	$(PY) -m tessera.boards.area --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(CORE),--core $(CORE))
+
+# The flip-flops of the last `make build BOARD=...` that fill a logic cell alone, by signal: the cells `make area`
+# cannot show.
+lone-ffs: setup
+	$(PY) -m tessera.boards.lone_ffs --board $(BOARD)
 
 # ---- the demo tour (os/demos/, os/demo.py): ping-pong, pipeline, Mandelbrot, crash and recover, persistent store ----
 # Runs on the virtual board (started and stopped here); DEMO_TARGET=serial:/dev/ttyUSB1 runs it on a board.

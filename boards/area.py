@@ -41,7 +41,8 @@ AREA_BUILD_ROOT = PROJECT_ROOT / "build" / "area"
 TOP_NAME = "chip"
 #: A module of tile 1 or later (`chip.node3.tile.core`): the same as tile 0's, so not listed.
 _LATER_TILE = re.compile(r"(^|\.)node[1-9][0-9]*(\.|$)")
-_FLIP_FLOP = re.compile(r"^SB_DFF\w*$")
+#: The iCE40 flip-flop cells (SB_DFF, SB_DFFE, SB_DFFSR, ...).
+FLIP_FLOP_CELL = re.compile(r"^SB_DFF\w*$")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def parse_stat(document: Mapping) -> dict[str, ModuleArea]:
         cells: dict[str, int] = entry.get("num_cells_by_type", {})
         areas[name.lstrip("\\")] = ModuleArea(
             luts=cells.get("SB_LUT4", 0),
-            flip_flops=sum(count for cell, count in cells.items() if _FLIP_FLOP.match(cell)),
+            flip_flops=sum(count for cell, count in cells.items() if FLIP_FLOP_CELL.match(cell)),
             carries=cells.get("SB_CARRY", 0),
             block_rams=sum(count for cell, count in cells.items() if cell.startswith("SB_RAM40_4K")),
         )
