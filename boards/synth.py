@@ -52,6 +52,7 @@ def synth_ice40_device_option(device: str) -> str:
     """synth_ice40's option that makes it map for `device` (a key of DEVICES)."""
     return f"-device {DEVICES[device].timing_model}"
 
+
 #: The fixed placement seed: figures are reproducible run to run.
 DEFAULT_SEED = 1
 #: Timing-driven placement aims at this target; the report gives the achieved figure either way.
