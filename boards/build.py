@@ -233,7 +233,7 @@ def build(
     result = BuildResult(board=board.name, tiles=tiles, target_mhz=pll.output_hz / 1e6, build_dir=build_dir)
 
     _say(quiet, f"[{board.name}] {tiles} {core}-core tiles at {pll.output_hz / 1e6:.3f} MHz "
-                f"(PLL DIVR={pll.divr} DIVF={pll.divf} DIVQ={pll.divq}) in {_relative(build_dir)}")
+                f"(PLL DIVR={pll.divr} DIVF={pll.divf} DIVQ={pll.divq}) in {project_relative(build_dir)}")
     _say(quiet, "  [1/4] elaborating the design (Amaranth -> RTLIL)")
     chip = chip_factory(
         tile_count=tiles, mem_bytes=mem_bytes, mailbox_depth=mailbox_depth, clock_hz=round(pll.output_hz), baud=baud,
@@ -270,13 +270,14 @@ def build(
              build_dir, "icepack.log", "icepack", quiet)
     except _ToolFailed as failed:
         tail = "\n".join(failed.lines[-_LOG_TAIL_LINES:])
-        raise BuildError(f"{failed.step} failed in {_relative(build_dir)} (log {failed.log_name}):\n{tail}") from None
+        raise BuildError(f"{failed.step} failed in {project_relative(build_dir)} (log {failed.log_name}):\n{tail}") from None
     result.bitstream = build_dir / f"{TOP_NAME}.bin"
     result.seconds = time.monotonic() - started
     return result
 
 
-def _relative(path: Path) -> str:
+def project_relative(path: Path) -> str:
+    """`path` as the commands print it: relative to the project root (where `make` runs), else as it is."""
     try:
         return str(path.relative_to(PROJECT_ROOT))
     except ValueError:
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     if failure:
         print(f"error: {failure}", file=sys.stderr)
         return 1
-    print(f"bitstream: {_relative(result.bitstream)}" if result.bitstream else "")
+    print(f"bitstream: {project_relative(result.bitstream)}" if result.bitstream else "")
     return 0
 
 

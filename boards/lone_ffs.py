@@ -18,10 +18,9 @@ import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from tessera.boards.area import FLIP_FLOP_CELL
-from tessera.boards.build import BOARD_BUILD_ROOT, BOARDS, TOP_NAME
+from tessera.boards.build import BOARD_BUILD_ROOT, BOARDS, TOP_NAME, project_relative
 
 _TILE_NODE = re.compile(r"(^|\.)node\d+(\.|$)")
 #: A name whose last part Amaranth or Yosys made up (`$1`, escaped as `\$1`).
@@ -106,18 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = BOARD_BUILD_ROOT / args.board / f"{TOP_NAME}.json"
     if not path.exists():
-        print(f"error: no netlist at {_shown(path)}: run `make build BOARD={args.board}` first", file=sys.stderr)
+        hint = f"run `make build BOARD={args.board}` first"
+        print(f"error: no netlist at {project_relative(path)}: {hint}", file=sys.stderr)
         return 2
-    print(f"{_shown(path)}:")
+    print(f"{project_relative(path)}:")
     print(format_report(lone_flip_flops(json.loads(path.read_text()), TOP_NAME), args.limit))
     return 0
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 if __name__ == "__main__":
