@@ -270,7 +270,8 @@ def build(
              build_dir, "icepack.log", "icepack", quiet)
     except _ToolFailed as failed:
         tail = "\n".join(failed.lines[-_LOG_TAIL_LINES:])
-        raise BuildError(f"{failed.step} failed in {project_relative(build_dir)} (log {failed.log_name}):\n{tail}") from None
+        where = f"{project_relative(build_dir)} (log {failed.log_name})"
+        raise BuildError(f"{failed.step} failed in {where}:\n{tail}") from None
     result.bitstream = build_dir / f"{TOP_NAME}.bin"
     result.seconds = time.monotonic() - started
     return result
