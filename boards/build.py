@@ -309,8 +309,8 @@ def chosen_board(parser: argparse.ArgumentParser, args: argparse.Namespace) -> t
     """The board and tile count `add_board_arguments` parsed (the board's default count unless given)."""
     board = BOARDS[args.board]
     tiles = args.tiles if args.tiles is not None else board.default_tiles
-    if tiles < 1:
-        parser.error(f"--tiles {tiles}: at least one tile is needed")
+    if tiles < 0:
+        parser.error(f"--tiles {tiles}: expected 0 (the host link and the I/O node only) or more")
     return board, tiles
 
 

@@ -88,7 +88,8 @@ def cycle_counter_stream(m: Module, cycle: Signal) -> tuple[Signal, Signal, Sign
 
 
 class TesseraChip(wiring.Component):
-    """Parameters: `tiles` (1..126), `mem_bytes` (per tile, a power of two >= 1024), `mailbox_depth`, `link`
+    """Parameters: `tiles` (1..126; 0..125 with the I/O node: a chip of no tiles is the host link and the I/O
+    node, for a board too small for a tile), `mem_bytes` (per tile, a power of two >= 1024), `mailbox_depth`, `link`
     ("uart": pins `uart_rx`/`uart_tx`; "bytes": byte streams `rx`/`tx` for the virtual board), `clock_hz`, `baud`
     (UART rate; the divisor is round(clock_hz / baud)), `max_words` (words per WRITE_MEM/READ_MEM frame),
     `retry_delay` (network NACK back-off), `counter_bits` (per-tile message counters), `counters` (False: no
@@ -129,8 +130,11 @@ class TesseraChip(wiring.Component):
     ) -> None:
         has_io = leds > 0 or buttons > 0
         most_tiles = MAX_TILES - 1 - has_io  # the I/O node takes an address below the host's
-        if not 1 <= tiles <= most_tiles:
-            raise ValueError(f"tiles={tiles}: a chip {'with I/O ' if has_io else ''}has 1..{most_tiles} tiles")
+        if not 1 - has_io <= tiles <= most_tiles:
+            raise ValueError(
+                f"tiles={tiles}: a chip {'with I/O ' if has_io else ''}has {1 - has_io}..{most_tiles} tiles"
+                + ("" if has_io else " (none only with LEDs or buttons: the host link alone would reach nothing)")
+            )
         for name, count in (("leds", leds), ("buttons", buttons)):
             if not 0 <= count <= MAX_PINS:
                 raise ValueError(f"{name}={count}: expected 0..{MAX_PINS}")
@@ -277,6 +281,10 @@ class TesseraChip(wiring.Component):
         m.submodules.host_node = host_unit
         wiring.connect(m, host.net, host_unit.core)
         m.d.comb += [host_unit.permissions.we.eq(1), host_unit.permissions.data.eq(-1)]
+        connect_ring(m, [*before_host, host_unit])
+        if not count:
+            return m  # the I/O node and the host link only: no tile bus (every tile command answers TILE_RANGE)
+
         # What every node would decode from the configuration word and the counter, decoded once.
         decoded = decode_node_inputs(m, host.tiles.wdata, cycle, self._unit_tiles)
         for index, node in enumerate(self.nodes):
@@ -286,7 +294,6 @@ class TesseraChip(wiring.Component):
             stream = cycle_counter_stream(m, cycle)
             for node in self.nodes:
                 m.d.comb += [getattr(node.tile, name).eq(value) for name, value in zip(COUNTER_STREAM_MEMBERS, stream)]
-        connect_ring(m, [*before_host, host_unit])
 
         # ---- the bridge's tile bus: the fan-out, plus the message counters in status words 5 and 6 -------------
         m.submodules.fanout = fanout = TileFanout(tile_count=count, addr_bits=addr_bits)

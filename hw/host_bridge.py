@@ -76,8 +76,10 @@ class HostBridge(wiring.Component):
             raise ValueError(f"max_words {info.max_words} out of range 1..{MAX_WORDS_LIMIT} (frame buffer)")
         if info.message_words != MESSAGE_WORDS:
             raise ValueError(f"message_words {info.message_words} differs from the network's {MESSAGE_WORDS}")
-        if not 1 <= info.tile_count <= 255:
-            raise ValueError(f"tile_count {info.tile_count} out of range 1..255")
+        if not 0 <= info.tile_count <= 255:
+            raise ValueError(f"tile_count {info.tile_count} out of range 0..255")
+        if info.send_destinations == 0:
+            raise ValueError("a chip without tiles needs the I/O node (features IO_NODE): the host would reach nothing")
         if info.mem_log2 < 10:
             raise ValueError(f"tile memory of 2**{info.mem_log2} bytes is below the 1 KiB minimum")
         self._info = info
@@ -125,8 +127,9 @@ class HostBridge(wiring.Component):
         opcode = Signal(5)  # of byte 0 (version << 5 | opcode)
         version_ok = Signal()  # byte 0's version is PROTOCOL_VERSION: one flip-flop, not three
         seq = Signal(8)
-        # Of byte 2 only what the bus and SEND's destination use, and the TILE_RANGE check made as it arrives.
-        tile = Signal(tile_select_bits(info.tile_count))
+        # Of byte 2 only what the bus and SEND's destination use, and the TILE_RANGE check made as it arrives (SEND
+        # may also reach the I/O node, right after the tiles: ChipInfo.send_destinations; the bus drops that bit).
+        tile = Signal(tile_select_bits(info.send_destinations))
         tile_in_range = Signal()
         release = Signal()  # the frame is answered: receive the next one
         message_write = Signal()  # the message path owns the write port this cycle
@@ -148,10 +151,10 @@ class HostBridge(wiring.Component):
                         version_ok.eq(seq[5:] == PROTOCOL_VERSION),
                     ]
                 with m.If(rx_count == 2):
-                    m.d.sync += [
-                        tile.eq(symbol.data[: len(tile)]),
-                        tile_in_range.eq(~at_least(symbol.data, info.tile_count)),
-                    ]
+                    in_range = ~at_least(symbol.data, info.tile_count)
+                    if info.send_destinations != info.tile_count:
+                        in_range = Mux(opcode == Opcode.SEND, ~at_least(symbol.data, info.send_destinations), in_range)
+                    m.d.sync += [tile.eq(symbol.data[: len(tile)]), tile_in_range.eq(in_range)]
         with m.If(release):
             m.d.sync += [frame_ready.eq(0), rx_count.eq(0)]
 
@@ -219,7 +222,7 @@ class HostBridge(wiring.Component):
         # rx_count on the way; from there on `received` stays 0.
         past_body = ~received | (ptr == rx_count)
 
-        m.d.comb += [tiles.tile.eq(tile), tiles.addr.eq(addr), tiles.wdata.eq(word)]
+        m.d.comb += [tiles.tile.eq(tile[: len(tiles.tile)]), tiles.addr.eq(addr), tiles.wdata.eq(word)]
 
         # ---- command decoding, with lengths in terms of the whole body (n = payload + 5) -------------------------
         is_op = {op: opcode == op for op in Opcode}

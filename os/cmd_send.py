@@ -1,4 +1,4 @@
-"""`tessera send NAME WORDS...`: send one message to a service as the host."""
+"""`tessera send NAME WORDS...`: send one message to a service (a tile's, or the I/O node's `led`) as the host."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tessera.os import session
-    from tessera.os.commands import chip_on, load_image, parse_words, resolve
+    from tessera.os.commands import chip_on, io_service_node, load_image, parse_words, resolve
 
     words = parse_words(args.words)
     port = session.find_session(args.target)
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         image = load_image(args.image)
         with chip_on(args.target) as chip:
-            chip.send(resolve(args.name, image, chip), args.tag, words)
+            node = io_service_node(args.name, chip)
+            chip.send(resolve(args.name, image, chip) if node is None else node, args.tag, words)
     print(f"sent to {args.name}: {' '.join(map(str, words))}")
     return 0

@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tessera.hw.io_node import io_address
 from tessera.os.chip import Chip, describe_status
 from tessera.os.errors import TesseraError
 from tessera.os.image import RuntimeImage, read_image
 from tessera.os.link import TARGET_SYNTAX, LinkError, open_link
+from tessera.os.manifest import IO_NAMES
 from tessera.os.protocol import Feature, TileStatus
 
 DEFAULT_TARGET = "sim"
@@ -72,6 +74,16 @@ def load_image(path: Path | None) -> RuntimeImage | None:
     return read_image(path) if path is not None else None
 
 
+def io_service_node(name: str, chip: Chip) -> int | None:
+    """The node address of `name` if it names one of the I/O node's services (IO_NAMES: `led`, `button`), which is
+    the node right after the tiles; None for any other name. Raises if the chip has no I/O node."""
+    if name not in IO_NAMES:
+        return None
+    if not chip.info.features & Feature.IO_NODE:
+        raise TesseraError(f"{name!r} is a service of the I/O node, and the chip at {chip.link.target} has none")
+    return io_address(chip.info.tile_count)
+
+
 def resolve(name: str, image: RuntimeImage | None, chip: Chip) -> int:
     """A service name (from the image) or a tile number -> the tile."""
     if image is not None:
@@ -81,8 +93,10 @@ def resolve(name: str, image: RuntimeImage | None, chip: Chip) -> int:
     if name.isdigit() and int(name) < chip.info.tile_count:
         return int(name)
     if image is None:
+        tiles = chip.info.tile_count
+        numbers = f"or a tile number 0..{tiles - 1}" if tiles else "(the chip has no tiles)"
         raise TesseraError(f"unknown service {name!r}: no `tessera run` session serves this target; give --image "
-                           f"or a tile number 0..{chip.info.tile_count - 1}")
+                           f"{numbers}")
     raise TesseraError(f"no service {name!r} in the image (services: {', '.join(t.service for t in image.tiles)})")
 
 

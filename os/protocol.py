@@ -460,6 +460,12 @@ class ChipInfo:
     def mem_bytes(self) -> int:
         return 1 << self.mem_log2
 
+    @property
+    def send_destinations(self) -> int:
+        """SEND may go to nodes 0 .. send_destinations - 1: the tiles, and the I/O node (address tile_count) on a
+        chip that has one. Every other tile command addresses a tile, 0 .. tile_count - 1."""
+        return self.tile_count + bool(self.features & Feature.IO_NODE)
+
     def to_bytes(self) -> bytes:
         return struct.pack(
             self._FORMAT,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.os.chip import Incoming
+from tessera.os.commands import io_service_node
 from tessera.os.errors import TesseraError
 from tessera.os.image import read_image
 from tessera.os.runner import Runner
@@ -118,9 +119,13 @@ class SessionServer:
             self._start_trace(connection, float(request["seconds"]), float(request["interval"]))
             return None
         name = request["name"]
-        tile = runner.service(name).tile.tile
         if op == "send" or op == "call":
             tag, words = int(request.get("tag", 0)), [int(w) for w in request["words"]]
+            io_node = io_service_node(name, runner.chip) if op == "send" else None
+            if io_node is not None:  # the LEDs: no tile, nothing to trace
+                runner.chip.send(io_node, tag, words)
+                return {"ok": True}
+            tile = runner.service(name).tile.tile
             runner.chip.send(tile, tag, words)
             for tracing in self._traces:
                 tracing.recorder.sent(tile, tag, words)

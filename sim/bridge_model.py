@@ -42,7 +42,7 @@ TILE_COMMANDS = frozenset(
         Opcode.SET_PERMISSIONS,
         Opcode.SET_SUPERVISOR,
         Opcode.SET_WATCHDOG,
-        Opcode.SEND,  # the destination must be a tile
+        Opcode.SEND,  # the destination must be a tile or the I/O node (ChipInfo.send_destinations)
     }
 )
 CONFIG_COMMANDS = {
@@ -246,7 +246,8 @@ class BridgeModel:
         }.get(op, n == (4 if op in CONFIG_COMMANDS else 0))
         if not length_ok:
             return Status.BAD_LENGTH, b""
-        if op in TILE_COMMANDS and tile >= self.info.tile_count:
+        nodes = self.info.send_destinations if op == Opcode.SEND else self.info.tile_count
+        if op in TILE_COMMANDS and tile >= nodes:
             return Status.TILE_RANGE, b""
         if op == Opcode.IDENTIFY:
             return Status.OK, self.info.to_bytes()

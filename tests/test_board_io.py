@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tessera.hw.chip import TesseraChip
-from tessera.hw.io_node import io_address, io_permission_bit
+from tessera.hw.io_node import IoTag, io_address, io_permission_bit
 from tessera.os.build import build_image
+from tessera.os.chip import Chip, ChipError
 from tessera.os.image import NameKind, permitted_names
 from tessera.os.link import TcpLink
 from tessera.os.manifest import ManifestError, parse_manifest
@@ -81,8 +82,11 @@ def test_chip_places_the_io_node_after_the_tiles() -> None:
     assert not {"leds", "buttons"} & set(plain.signature.members)
     with pytest.raises(ValueError, match="leds=9"):
         TesseraChip(tiles=3, leds=9)
-    with pytest.raises(ValueError, match="with I/O has 1..125 tiles"):
+    with pytest.raises(ValueError, match="with I/O has 0..125 tiles"):
         TesseraChip(tiles=126, buttons=1)
+    bare = TesseraChip(tiles=0, mem_bytes=1024, leds=5, link="bytes")  # the host link and the I/O node only
+    assert bare.nodes == [] and bare.info.tile_count == 0 and bare.info.send_destinations == 1
+    assert bare.io is not None and io_address(0) == 0
 
 
 MANIFEST = """
@@ -214,3 +218,28 @@ def test_run_refuses_io_services_on_a_chip_without_the_io_node(tmp_path: Path) -
     chip = Chip(fake.FakeChipLink(fake.FakeChip(tiles=4, mem_bytes=4096, mailbox_depth=8)).open(), reply_timeout=0.2)
     with pytest.raises(ChipMismatch, match="the image sends to led, button, the chip has no I/O node"):
         Runner(chip, image, out=sys.stderr).check_chip()
+
+
+def test_chip_without_tiles_lights_leds_for_the_host() -> None:
+    """The real chip with no tiles (the iCEstick's: host link and I/O node only) under Verilator: IDENTIFY reports
+    it, the host lights LEDs with `tessera send led`, and a tile command names the problem."""
+    spec = ChipSpec("tessera.hw.chip:TesseraChip", {"tiles": 0, "leds": 5, "mem_bytes": 1024, "core": "bit"})
+    with VirtualBoard.start(virtual_board.build_board(spec), pty=False) as running:
+        endpoints = running.endpoints
+        target = f"tcp:{endpoints.host}:{endpoints.port}"
+        with TcpLink(endpoints.host, endpoints.port) as link:
+            chip = Chip(link)
+            info = chip.identify()
+            assert info.tile_count == 0 and info.features & Feature.IO_NODE
+            chip.send(io_address(0), IoTag.SET_LEDS, [0b10110])
+            assert board_io.wait_for_leds(endpoints, 0b10110, timeout=10.0).leds == 0b10110
+            with pytest.raises(ChipError, match=r"no such tile \(the chip has no tiles, the I/O node is node 0\)"):
+                chip.status(0)
+        tag = str(int(IoTag.SET_LEDS))
+        sent = subprocess.run([sys.executable, "-m", "tessera.os.cli", "send", "led", "0b01001", "--tag", tag,
+                               "--target", target], capture_output=True, text=True, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        assert board_io.wait_for_leds(endpoints, 0b01001, timeout=10.0).leds == 0b01001
+        refused = subprocess.run([sys.executable, "-m", "tessera.os.cli", "send", "3", "1", "--target", target],
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "give --image (the chip has no tiles)" in refused.stderr

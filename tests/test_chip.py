@@ -39,7 +39,7 @@ def test_uart_link_bit_level() -> None:
 def test_chip_rejects_bad_parameters() -> None:
     with pytest.raises(ValueError, match="link='spi'"):
         TesseraChip(tiles=2, link="spi")
-    with pytest.raises(ValueError, match="tiles=0"):
+    with pytest.raises(ValueError, match=r"tiles=0: a chip has 1..126 tiles \(none only with LEDs or buttons"):
         TesseraChip(tiles=0)
     with pytest.raises(ValueError, match="1000"):
         TesseraChip(tiles=2, mem_bytes=1000)

@@ -3,9 +3,10 @@ emulation of the host node's message port (tessera.hw.message_unit's contract)."
 
 from __future__ import annotations
 
+import gc
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from amaranth import Const, Module, Signal
@@ -136,8 +137,8 @@ class ModelNetwork:
         return p.Status.OK, b""
 
 
-def reference_tiles() -> FakeTileArray:
-    tiles = FakeTileArray(TILES, MEM_WORDS)
+def reference_tiles(info: p.ChipInfo = INFO) -> FakeTileArray:
+    tiles = FakeTileArray(info.tile_count, MEM_WORDS)
     tiles.cycle = CYCLE
     for i, t in enumerate(tiles.tiles):
         t.pc, t.cause = tile_pc(i), tile_cause(i)
@@ -147,21 +148,22 @@ def reference_tiles() -> FakeTileArray:
 class Bench:
     """Bridge + fanout + stand-in tiles; `run(steps)` plays host bytes and returns the chip's frames per step."""
 
-    def __init__(self, network: NetworkEmulation | None = None) -> None:
+    def __init__(self, network: NetworkEmulation | None = None, info: p.ChipInfo = INFO) -> None:
         self.network = network or NetworkEmulation()
-        self.bridge = HostBridge(info=INFO)
-        self.fanout = TileFanout(tile_count=TILES, addr_bits=INFO.mem_log2 - 2)
-        self.tiles = [StandInTile(i) for i in range(TILES)]
+        self.bridge = HostBridge(info=info)
+        self.tiles = [StandInTile(i) for i in range(info.tile_count)]
         m = Module()
         m.submodules.bridge = self.bridge
-        m.submodules.fanout = self.fanout
-        wiring.connect(m, self.bridge.tiles, self.fanout.bus)
-        for i, tile in enumerate(self.tiles):
-            m.submodules[f"tile{i}"] = tile
-            wiring.connect(m, self.fanout.tiles[i], tile)
-        m.d.comb += self.fanout.cycle.eq(Const(CYCLE, 64))
+        if self.tiles:  # a chip without tiles has no tile bus behind the bridge (hw/chip.py)
+            m.submodules.fanout = fanout = TileFanout(tile_count=info.tile_count, addr_bits=info.mem_log2 - 2)
+            wiring.connect(m, self.bridge.tiles, fanout.bus)
+            for i, tile in enumerate(self.tiles):
+                m.submodules[f"tile{i}"] = tile
+                wiring.connect(m, fanout.tiles[i], tile)
+            m.d.comb += fanout.cycle.eq(Const(CYCLE, 64))
         self.top = m
         self.final_state: dict = {}
+        self.replies: list[list[bytes]] = []  # each frame's replies, as `check_against_model` compared them
 
     def snapshot(self, ctx) -> dict:
         return {
@@ -242,28 +244,35 @@ class Bench:
         return results
 
 
-def model_for(network: NetworkEmulation) -> tuple[BridgeModel, FakeTileArray, ModelNetwork]:
-    tiles = reference_tiles()
+def model_for(network: NetworkEmulation, info: p.ChipInfo = INFO) -> tuple[BridgeModel, FakeTileArray, ModelNetwork]:
+    tiles = reference_tiles(info)
     model_net = ModelNetwork(network)
-    return BridgeModel(INFO, tiles, model_net), tiles, model_net
+    return BridgeModel(info, tiles, model_net), tiles, model_net
 
 
 def bodies(wire: bytes) -> list[bytes]:
     return [f.body for f in p.SlipDecoder().feed(wire)]
 
 
-def check_against_model(frames: list[bytes], *, tx_stall: float = 0.0, seed: int = 0) -> tuple[Bench, BridgeModel, FakeTileArray]:
+def check_against_model(frames: list[bytes], *, tx_stall: float = 0.0, seed: int = 0,
+                        info: p.ChipInfo = INFO) -> tuple[Bench, BridgeModel, FakeTileArray]:
     """Play frames (one reply each) through RTL and model; replies and final tile state must be identical."""
-    bench = Bench()
-    model, tiles, _ = model_for(bench.network)
+    bench = Bench(info=info)
+    model, tiles, _ = model_for(bench.network, info)
     expected = [bodies(model.feed(f)) for f in frames]
     got = bench.run([(f, len(e)) for f, e in zip(frames, expected)], tx_stall=tx_stall, seed=seed)
+    bench.replies = got
     for index, (g, e) in enumerate(zip(got, expected)):
         assert g == e, f"frame {index} {frames[index].hex()}: RTL {[x.hex() for x in g]} model {[x.hex() for x in e]}"
     assert bench.final_state["memory"] == [t.memory for t in tiles.tiles]
     assert bench.final_state["state"] == [t.state for t in tiles.tiles]
     assert bench.final_state["pc"] == [t.pc for t in tiles.tiles]
     return bench, model, tiles
+
+
+def reply_statuses(bench: Bench) -> list[p.Status]:
+    """The status of each frame's reply in `check_against_model`'s run."""
+    return [p.parse_reply(replies[0]).status for replies in bench.replies]
 
 
 def test_every_command_ok_path() -> None:
@@ -363,6 +372,50 @@ def test_network_busy_and_denied() -> None:
     assert got == [bodies(model.feed(frames[0]))]
     reply = p.parse_reply(got[0][0])
     assert (reply.status, reply.payload) == (p.Status.NET_FAULT, bytes([Cause.SEND_DENIED]))
+
+
+#: INFO on a chip with the I/O node (address TILES), and the same chip with no tiles (the I/O node at 0).
+INFO_IO = replace(INFO, features=INFO.features | p.Feature.IO_NODE, mesh_width=TILES + 2)
+INFO_IO_ONLY = replace(INFO_IO, tile_count=0, mesh_width=2)
+
+
+def test_send_reaches_the_io_node_and_only_send() -> None:
+    """SEND's destination may be the I/O node, right after the tiles; every other tile command still stops at the
+    tiles, and SEND at the node after the I/O node. Without the I/O node, SEND stops at the tiles."""
+    io = TILES
+    frames = [
+        p.Send(tile=io, tag=1, words=(0b101,)).frame(1),
+        p.Send(tile=io + 1, tag=1, words=(5,)).frame(2),
+        p.ReadStatus(tile=io).frame(3),
+        p.Halt(tile=io).frame(4),
+        p.SetWatchdog(tile=io, value=1000).frame(5),
+        p.Send(tile=io - 1, tag=2, words=(6, 7)).frame(6),
+    ]
+    bench = check_against_model(frames, info=INFO_IO)[0]
+    assert reply_statuses(bench) == [p.Status.OK] + [p.Status.TILE_RANGE] * 4 + [p.Status.OK]
+    assert [(dest, tag) for dest, tag, _ in bench.network.sent] == [(io, 1), (io - 1, 2)]
+
+    plain = check_against_model([p.Send(tile=io, tag=1, words=(1,)).frame(1)])[0]
+    assert reply_statuses(plain) == [p.Status.TILE_RANGE] and plain.network.sent == []
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_chip_without_tiles_answers_identify_and_send_only() -> None:
+    frames = [
+        p.Identify().frame(1),
+        p.Send(tile=0, tag=1, words=(0b11,)).frame(2),
+        p.ReadStatus(tile=0).frame(3),
+        p.WriteMem(tile=0, address=0, words=(1,)).frame(4),
+        p.Run(tile=0).frame(5),
+        p.Send(tile=1, tag=1, words=(1,)).frame(6),
+    ]
+    bench = check_against_model(frames, info=INFO_IO_ONLY)[0]
+    assert reply_statuses(bench) == [p.Status.OK, p.Status.OK] + [p.Status.TILE_RANGE] * 4
+    assert p.ChipInfo.from_bytes(p.parse_reply(bench.replies[0][0]).payload) == INFO_IO_ONLY
+    assert [(dest, words) for dest, _, words in bench.network.sent] == [(0, (0b11,))]
+    with pytest.raises(ValueError, match="without tiles needs the I/O node"):
+        HostBridge(info=replace(INFO, tile_count=0))
+    gc.collect()  # the refused bridge's "created but never used" warning, under this test's filter
 
 
 def test_messages_pushed_acked_and_resent() -> None:

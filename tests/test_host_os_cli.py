@@ -67,6 +67,8 @@ def test_user_mistakes_are_one_line(session, capsys) -> None:
         "tessera: error: a message carries 1..4 words, not 5\n")
     assert run_cli(capsys, "send", "a", "x1", "--target", TARGET)[2] == (
         "tessera: error: word 'x1' is not a number (decimal or 0x hex)\n")
+    assert run_cli(capsys, "send", "led", "1", "--tag", "1", "--target", TARGET)[2] == (
+        "tessera: error: 'led' is a service of the I/O node, and the chip at fake:chip has none\n")
 
 
 def test_commands_without_a_session_drive_the_chip_over_the_link(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -90,6 +92,8 @@ def test_commands_without_a_session_drive_the_chip_over_the_link(tmp_path: Path,
         assert run_cli(capsys, "send", "b", "1", "--target", target)[2] == (
             "tessera: error: unknown service 'b': no `tessera run` session serves this target; give --image or a "
             "tile number 0..3\n")
+        assert run_cli(capsys, "send", "led", "1", "--target", target)[2] == (
+            f"tessera: error: 'led' is a service of the I/O node, and the chip at {target} has none\n")
     finally:
         board.close()
     assert run_cli(capsys, "ps", "--target", board.target)[2].startswith(
