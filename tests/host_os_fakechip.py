@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tessera.firmware.isa import Cause, TileState
+from tessera.hw.io_node import IoTag
 from tessera.hw.noc_layouts import HOST_NODE, MessageOp
 from tessera.os.chip import DOWN_TAG
 from tessera.os.link import Link
@@ -109,6 +110,10 @@ class FakeHostPort:
         self.chip = chip
 
     def try_send(self, dest: int, tag: int, words: tuple[int, ...]) -> tuple[Status, bytes]:
+        if dest == self.chip.io_address:  # the I/O node takes every message at once (hw/io_node.py)
+            if tag == IoTag.SET_LEDS:
+                self.chip.leds = words[0] & 0xFF
+            return Status.OK, b""
         if self.chip.noc.node(HOST_NODE).send_busy or self.chip.host_launching:
             return Status.NET_BUSY, b""
         self.chip.noc.send(HOST_NODE, Message(HOST_NODE, dest, tag, words))
@@ -117,7 +122,12 @@ class FakeHostPort:
 
 
 class FakeChip:
-    def __init__(self, tiles: int = 4, mem_bytes: int = 1024, mailbox_depth: int = 4, max_words: int = 32) -> None:
+    """`io`: the chip has the I/O node (address `tiles`); of its services only the LEDs are modelled (`leds`)."""
+
+    def __init__(self, tiles: int = 4, mem_bytes: int = 1024, mailbox_depth: int = 4, max_words: int = 32,
+                 io: bool = False) -> None:
+        self.io_address = tiles if io else None
+        self.leds = 0
         self.noc = NocModel(tiles, depth=mailbox_depth)
         self.messages_in = [0] * tiles
         self.messages_out = [0] * tiles
@@ -130,7 +140,7 @@ class FakeChip:
         self.downs_sent: list[tuple[int, int, int]] = []
         self.info = ChipInfo(1, tiles, mem_bytes.bit_length() - 1, max_words, 4, tiles + 1, 1, mailbox_depth,
                              HOST_NODE, Feature.SUPERVISOR | Feature.SEND_PERMISSIONS | Feature.MESSAGE_UNIT
-                             | Feature.MESSAGE_COUNTERS, 12_000_000)
+                             | Feature.MESSAGE_COUNTERS | (Feature.IO_NODE if io else Feature(0)), 12_000_000)
         self.bridge = BridgeModel(self.info, FakeTiles(self), FakeHostPort(self))
         self._to_host: deque[tuple[int, int, tuple[int, ...]]] = deque()
         self.out = bytearray()

@@ -58,6 +58,20 @@ def test_call_send_ps_stop_restart_through_the_session(session, capsys) -> None:
     assert status == 0 and len(out.splitlines()) == 3
 
 
+def test_send_to_the_leds_through_the_session(tmp_path: Path, monkeypatch, capsys) -> None:
+    """On a chip with the I/O node the session sends `led` to the node itself: no service, no tile."""
+    monkeypatch.setenv("TESSERA_SESSION_DIR", str(tmp_path / "sessions"))
+    image_path = fake.write_system(tmp_path)
+    chip = fake.FakeChip(io=True)
+    runner = Runner(Chip(fake.FakeChipLink(chip).open(), reply_timeout=0.2), read_image(image_path),
+                    image_path=image_path, out=io.StringIO(), progress=io.StringIO())
+    runner.boot()
+    with fake.serving(runner, TARGET):
+        assert run_cli(capsys, "send", "led", "0b101", "--tag", "1", "--target", TARGET) == (0, "sent to led: 5\n", "")
+        assert chip.leds == 0b101
+        assert run_cli(capsys, "send", "a", "7", "--tag", "2", "--target", TARGET)[0] == 0  # the tiles as before
+
+
 def test_user_mistakes_are_one_line(session, capsys) -> None:
     assert run_cli(capsys, "call", "nobody", "1", "--target", TARGET) == (
         1, "", "tessera: error: no service 'nobody' in " + str(session[1]) + " (services: solo, a, b, c)\n")
