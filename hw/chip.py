@@ -169,7 +169,8 @@ class TesseraChip(wiring.Component):
             mesh_height=1,
             mailbox_depth=mailbox_depth,
             host_node=HOST_NODE,
-            features=(FEATURES if counters else FEATURES & ~COUNTER_FEATURES)
+            # The tiles' features; a chip without tiles has none of them, only its I/O node.
+            features=(Feature(0) if not tiles else FEATURES if counters else FEATURES & ~COUNTER_FEATURES)
             | (Feature.IO_NODE if has_io else Feature(0)),
             clock_hz=clock_hz,
         )
@@ -232,11 +233,16 @@ class TesseraChip(wiring.Component):
             if self.io is not None
             else []
         )
+        staging = "" if self._separate_staging else " (staged message in the queue's block RAM)"
+        tiles = (
+            f"{self._tiles} tiles x {self._mem_bytes} B memory, {self._core} core, mailbox depth {self._mailbox_depth}"
+            f"{staging}"
+            if self._tiles
+            else "no tiles (the host link and the I/O node only)"
+        )
         return "\n".join(
             [
-                f"Tessera chip: {self._tiles} tiles x {self._mem_bytes} B memory, {self._core} core, "
-                f"mailbox depth {self._mailbox_depth}"
-                + ("" if self._separate_staging else " (staged message in the queue's block RAM)"),
+                f"Tessera chip: {tiles}",
                 f"network: slotted ring of {nodes} nodes (host = node {HOST_NODE}), {ring_length(nodes)} registers, "
                 f"{MAX_WORDS} words per message, retry delay {self._retry_delay} cycles",
                 f"host link: {link}, protocol v{info.protocol_version}, up to {info.max_words} words per frame",

@@ -86,6 +86,7 @@ def test_chip_places_the_io_node_after_the_tiles() -> None:
         TesseraChip(tiles=126, buttons=1)
     bare = TesseraChip(tiles=0, mem_bytes=1024, leds=5, link="bytes")  # the host link and the I/O node only
     assert bare.nodes == [] and bare.info.tile_count == 0 and bare.info.send_destinations == 1
+    assert bare.info.features == Feature.IO_NODE  # none of the tiles' features
     assert bare.io is not None and io_address(0) == 0
 
 
