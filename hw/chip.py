@@ -247,7 +247,7 @@ class TesseraChip(wiring.Component):
                 f"{MAX_WORDS} words per message, retry delay {self._retry_delay} cycles",
                 f"host link: {link}, protocol v{info.protocol_version}, up to {info.max_words} words per frame",
                 *io,
-                "features: " + ", ".join(flag.name or "" for flag in Feature if flag & info.features),
+                f"features: {info.features.describe()}",
             ]
         )
 

@@ -16,7 +16,7 @@ from tessera.os.errors import TesseraError
 from tessera.os.image import RuntimeImage, read_image
 from tessera.os.link import TARGET_SYNTAX, LinkError, open_link
 from tessera.os.manifest import IO_NAMES
-from tessera.os.protocol import Feature, TileStatus
+from tessera.os.protocol import ChipInfo, Feature, TileStatus
 
 DEFAULT_TARGET = "sim"
 
@@ -72,6 +72,21 @@ def parse_words(texts: Sequence[str]) -> list[int]:
 
 def load_image(path: Path | None) -> RuntimeImage | None:
     return read_image(path) if path is not None else None
+
+
+def describe_chip(info: ChipInfo, target: str) -> str:
+    """The IDENTIFY reply as `tessera identify` prints it."""
+    tiles = (f"{info.tile_count} x {info.mem_bytes} bytes of memory, mailbox depth {info.mailbox_depth}"
+             if info.tile_count else "none (the host link and the I/O node only)")
+    io = (f"node {io_address(info.tile_count)}, services {', '.join(IO_NAMES)}" if info.features & Feature.IO_NODE
+          else "none")
+    return "\n".join([
+        f"chip at {target}: protocol v{info.protocol_version}, clock {info.clock_hz / 1e6:.3f} MHz",
+        f"tiles: {tiles}",
+        f"I/O node: {io}",
+        f"host: node {info.host_node}; {info.message_words} words per message, {info.max_words} per memory frame",
+        f"features: {info.features.describe()}",
+    ])
 
 
 def io_service_node(name: str, chip: Chip) -> int | None:

@@ -178,6 +178,10 @@ class Feature(enum.IntFlag):
     MESSAGE_UNIT = 1 << 5  # tiles execute custom-0 message instructions
     IO_NODE = 1 << 6  # LEDs/buttons node at address tile_count (hw/io_node.py), permission bit tile_count+1
 
+    def describe(self) -> str:
+        """The set flags' names, comma-separated, lowest bit first; "none" for no flag."""
+        return ", ".join(flag.name or "" for flag in Feature if flag & self) or "none"
+
 
 class ConfigRegister(enum.IntEnum):
     """Per-tile configuration registers the SET_* commands write (the bus's `config_index`)."""

@@ -115,6 +115,8 @@ class SessionServer:
         runner = self.runner
         if op == "ps":
             return {"ok": True, "rows": runner.ps()}
+        if op == "identify":
+            return {"ok": True, "info": runner.chip.info.to_bytes().hex()}
         if op == "trace":
             self._start_trace(connection, float(request["seconds"]), float(request["interval"]))
             return None

@@ -241,6 +241,11 @@ def test_chip_without_tiles_lights_leds_for_the_host() -> None:
                                "--target", target], capture_output=True, text=True, timeout=60)
         assert sent.returncode == 0, sent.stderr
         assert board_io.wait_for_leds(endpoints, 0b01001, timeout=10.0).leds == 0b01001
+        identified = subprocess.run([sys.executable, "-m", "tessera.os.cli", "identify", "--target", target],
+                                    capture_output=True, text=True, timeout=60)
+        assert identified.returncode == 0, identified.stderr
+        assert identified.stdout.splitlines()[1:3] == [
+            "tiles: none (the host link and the I/O node only)", "I/O node: node 0, services led, button"]
         refused = subprocess.run([sys.executable, "-m", "tessera.os.cli", "send", "3", "1", "--target", target],
                                  capture_output=True, text=True, timeout=60)
         assert refused.returncode == 1 and "give --image (the chip has no tiles)" in refused.stderr

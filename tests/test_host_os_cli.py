@@ -70,6 +70,12 @@ def test_send_to_the_leds_through_the_session(tmp_path: Path, monkeypatch, capsy
         assert run_cli(capsys, "send", "led", "0b101", "--tag", "1", "--target", TARGET) == (0, "sent to led: 5\n", "")
         assert chip.leds == 0b101
         assert run_cli(capsys, "send", "a", "7", "--tag", "2", "--target", TARGET)[0] == 0  # the tiles as before
+        assert run_cli(capsys, "identify", "--target", TARGET) == (0, (
+            f"chip at {TARGET}: protocol v1, clock 12.000 MHz\n"
+            "tiles: 4 x 1024 bytes of memory, mailbox depth 4\n"
+            "I/O node: node 4, services led, button\n"
+            "host: node 127; 4 words per message, 32 per memory frame\n"
+            "features: MESSAGE_COUNTERS, SEND_PERMISSIONS, SUPERVISOR, MESSAGE_UNIT, IO_NODE\n"), "")
 
 
 def test_user_mistakes_are_one_line(session, capsys) -> None:
@@ -108,6 +114,9 @@ def test_commands_without_a_session_drive_the_chip_over_the_link(tmp_path: Path,
             "tile number 0..3\n")
         assert run_cli(capsys, "send", "led", "1", "--target", target)[2] == (
             f"tessera: error: 'led' is a service of the I/O node, and the chip at {target} has none\n")
+        status, out, _ = run_cli(capsys, "identify", "--target", target)
+        assert status == 0 and out.splitlines()[1:3] == [
+            "tiles: 4 x 1024 bytes of memory, mailbox depth 4", "I/O node: none"]
     finally:
         board.close()
     assert run_cli(capsys, "ps", "--target", board.target)[2].startswith(
