@@ -8,7 +8,8 @@ Prints exactly these `name: value` lines (every figure measured on this run):
     ebr_up5k: N              its block RAMs
     tiles_hx8k: N            the same on the HX8K breakout
     fmax_hx8k_mhz: F
-    tiles_hx1k: N            the same on the iCEstick (HX1K); 0 when not even one tile fits
+    tiles_hx1k: N            the same on the iCEstick (HX1K); 0 when not even one tile fits (its chip then has
+                             no tiles: the host link and the I/O node, boards/icestick.py)
     build_up5k_s: S          wall-clock seconds of the UP5K build of tiles_up5k tiles
     aggregate_mips_up5k: M   tiles_up5k x fmax_up5k_mhz / CPI (CPI from tessera.sim.bench_core's measurement)
 
