@@ -26,6 +26,7 @@ COMMANDS = (
     "tessera.os.cmd_call",
     "tessera.os.cmd_ps",
     "tessera.os.cmd_identify",
+    "tessera.os.cmd_listen",
     "tessera.os.cmd_logs",
     "tessera.os.cmd_stop",
     "tessera.os.cmd_restart",

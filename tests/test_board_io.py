@@ -222,9 +222,11 @@ def test_run_refuses_io_services_on_a_chip_without_the_io_node(tmp_path: Path) -
 
 
 def test_chip_without_tiles_lights_leds_for_the_host() -> None:
-    """The real chip with no tiles (the iCEstick's: host link and I/O node only) under Verilator: IDENTIFY reports
-    it, the host lights LEDs with `tessera send led`, and a tile command names the problem."""
-    spec = ChipSpec("tessera.hw.chip:TesseraChip", {"tiles": 0, "leds": 5, "mem_bytes": 1024, "core": "bit"})
+    """The real chip with no tiles (host link and I/O node only, as on the iCEstick) under Verilator: IDENTIFY reports
+    it, the host lights LEDs with `tessera send led`, subscribes to the button and hears its press, and a tile
+    command names the problem."""
+    spec = ChipSpec("tessera.hw.chip:TesseraChip",
+                    {"tiles": 0, "leds": 5, "buttons": 1, "mem_bytes": 1024, "core": "bit"})
     with VirtualBoard.start(virtual_board.build_board(spec), pty=False) as running:
         endpoints = running.endpoints
         target = f"tcp:{endpoints.host}:{endpoints.port}"
@@ -236,6 +238,11 @@ def test_chip_without_tiles_lights_leds_for_the_host() -> None:
             assert board_io.wait_for_leds(endpoints, 0b10110, timeout=10.0).leds == 0b10110
             with pytest.raises(ChipError, match=r"no such tile \(the chip has no tiles, the I/O node is node 0\)"):
                 chip.status(0)
+            # The host subscribes to the button; a press arrives as a BUTTON_EVENT pushed to the host.
+            chip.send(io_address(0), IoTag.SUBSCRIBE, [0])
+            board_io.press(endpoints, 0)
+            event = chip.take(lambda message: message.tag == IoTag.BUTTON_EVENT, 10.0)
+            assert event is not None and event.source == io_address(0) and event.words[0] & 0xFF == 0b1
         tag = str(int(IoTag.SET_LEDS))
         sent = subprocess.run([sys.executable, "-m", "tessera.os.cli", "send", "led", "0b01001", "--tag", tag,
                                "--target", target], capture_output=True, text=True, timeout=60)

@@ -26,7 +26,7 @@ import host_os_fakechip as fake
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXECUTED_DOCS = ("tutorial.md",)
-CHIP_COMMANDS = {"run", "send", "call", "ps", "identify", "stop", "restart"}
+CHIP_COMMANDS = {"run", "send", "call", "ps", "identify", "listen", "stop", "restart"}
 
 
 

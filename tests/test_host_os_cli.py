@@ -69,6 +69,8 @@ def test_send_to_the_leds_through_the_session(tmp_path: Path, monkeypatch, capsy
     with fake.serving(runner, TARGET):
         assert run_cli(capsys, "send", "led", "0b101", "--tag", "1", "--target", TARGET) == (0, "sent to led: 5\n", "")
         assert chip.leds == 0b101
+        assert run_cli(capsys, "listen", "--target", TARGET)[2] == (
+            f"tessera: error: `tessera run` serves {TARGET} and prints the host's messages itself\n")
         assert run_cli(capsys, "send", "a", "7", "--tag", "2", "--target", TARGET)[0] == 0  # the tiles as before
         assert run_cli(capsys, "identify", "--target", TARGET) == (0, (
             f"chip at {TARGET}: protocol v1, clock 12.000 MHz\n"
@@ -117,6 +119,12 @@ def test_commands_without_a_session_drive_the_chip_over_the_link(tmp_path: Path,
         status, out, _ = run_cli(capsys, "identify", "--target", target)
         assert status == 0 and out.splitlines()[1:3] == [
             "tiles: 4 x 1024 bytes of memory, mailbox depth 4", "I/O node: none"]
+        # a logs 7: a message to the host, which `listen` prints (the bridge pushes it again to the new connection)
+        assert run_cli(capsys, "send", "a", "7", "--tag", "2", "--target", target, "--image", image)[0] == 0
+        status, out, _ = run_cli(capsys, "listen", "--count", "1", "--seconds", "10", "--target", target)
+        assert status == 0 and out.splitlines()[0] == "node 1 tag 0xffff: 7"
+        assert run_cli(capsys, "listen", "--seconds", "0", "--target", target)[2] == (
+            "tessera: error: --seconds must be above 0 and --count at least 1\n")
     finally:
         board.close()
     assert run_cli(capsys, "ps", "--target", board.target)[2].startswith(
