@@ -2,7 +2,7 @@
 UART on the FT2232H's channel B.
 
 amaranth-boards' ICEStickPlatform declares the clock, the five LEDs and the UART; the board has no button.
-An HX1K (1280 logic cells, 16 EBR) holds the host link and the I/O node but not a tile as well (one tile: 2158
+An HX1K (1280 logic cells, 16 EBR) holds the host link and the I/O node but not a tile as well (one tile: 2159
 cells), so the board's chip has no tiles: the host reaches its LEDs as the `led` service (docs/boards.md).
 """
 

@@ -44,7 +44,6 @@ from tessera.os.protocol import (
     AckMessage,
     ChipInfo,
     Command,
-    Feature,
     Halt,
     Identify,
     Opcode,
@@ -419,7 +418,7 @@ def _status(value: int) -> Status:
 def _explain(status: Status, reply: Reply, info: ChipInfo | None) -> str:
     if status is Status.TILE_RANGE and info is not None:
         tiles = f"tiles 0..{info.tile_count - 1}" if info.tile_count else "no tiles"
-        io = f", the I/O node is node {info.tile_count}" if info.features & Feature.IO_NODE else ""
+        io = f", the I/O node is node {info.io_node}" if info.io_node is not None else ""
         return f"no such tile (the chip has {tiles}{io})"
     if status is Status.ADDR_RANGE and info is not None:
         return f"address out of range or misaligned (tile memory is {info.mem_bytes} bytes)"

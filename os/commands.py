@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tessera.hw.io_node import io_address
 from tessera.os.chip import Chip, describe_status
 from tessera.os.errors import TesseraError
 from tessera.os.image import RuntimeImage, read_image
@@ -78,8 +77,7 @@ def describe_chip(info: ChipInfo, target: str) -> str:
     """The IDENTIFY reply as `tessera identify` prints it."""
     tiles = (f"{info.tile_count} x {info.mem_bytes} bytes of memory, mailbox depth {info.mailbox_depth}"
              if info.tile_count else "none (the host link and the I/O node only)")
-    io = (f"node {io_address(info.tile_count)}, services {', '.join(IO_NAMES)}" if info.features & Feature.IO_NODE
-          else "none")
+    io = f"node {info.io_node}, services {', '.join(IO_NAMES)}" if info.io_node is not None else "none"
     return "\n".join([
         f"chip at {target}: protocol v{info.protocol_version}, clock {info.clock_hz / 1e6:.3f} MHz",
         f"tiles: {tiles}",
@@ -94,9 +92,9 @@ def io_service_node(name: str, chip: Chip) -> int | None:
     the node right after the tiles; None for any other name. Raises if the chip has no I/O node."""
     if name not in IO_NAMES:
         return None
-    if not chip.info.features & Feature.IO_NODE:
+    if chip.info.io_node is None:
         raise TesseraError(f"{name!r} is a service of the I/O node, and the chip at {chip.link.target} has none")
-    return io_address(chip.info.tile_count)
+    return chip.info.io_node
 
 
 def resolve(name: str, image: RuntimeImage | None, chip: Chip) -> int:

@@ -465,10 +465,16 @@ class ChipInfo:
         return 1 << self.mem_log2
 
     @property
+    def io_node(self) -> int | None:
+        """The I/O node's address, right after the tiles (the chip places it there: hw/io_node.py `io_address`),
+        or None on a chip without one."""
+        return self.tile_count if self.features & Feature.IO_NODE else None
+
+    @property
     def send_destinations(self) -> int:
-        """SEND may go to nodes 0 .. send_destinations - 1: the tiles, and the I/O node (address tile_count) on a
-        chip that has one. Every other tile command addresses a tile, 0 .. tile_count - 1."""
-        return self.tile_count + bool(self.features & Feature.IO_NODE)
+        """SEND may go to nodes 0 .. send_destinations - 1: the tiles, and the I/O node on a chip that has one.
+        Every other tile command addresses a tile, 0 .. tile_count - 1."""
+        return self.tile_count + (self.io_node is not None)
 
     def to_bytes(self) -> bytes:
         return struct.pack(

@@ -110,7 +110,7 @@ class FakeHostPort:
         self.chip = chip
 
     def try_send(self, dest: int, tag: int, words: tuple[int, ...]) -> tuple[Status, bytes]:
-        if dest == self.chip.io_address:  # the I/O node takes every message at once (hw/io_node.py)
+        if dest == self.chip.info.io_node:  # the I/O node takes every message at once (hw/io_node.py)
             if tag == IoTag.SET_LEDS:
                 self.chip.leds = words[0] & 0xFF
             return Status.OK, b""
@@ -126,7 +126,6 @@ class FakeChip:
 
     def __init__(self, tiles: int = 4, mem_bytes: int = 1024, mailbox_depth: int = 4, max_words: int = 32,
                  io: bool = False) -> None:
-        self.io_address = tiles if io else None
         self.leds = 0
         self.noc = NocModel(tiles, depth=mailbox_depth)
         self.messages_in = [0] * tiles
