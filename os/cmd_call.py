@@ -20,7 +20,11 @@ def run(args: argparse.Namespace) -> int:
     from tessera.os import session
     from tessera.os.commands import chip_on, load_image, parse_words, resolve
     from tessera.os.errors import TesseraError
+    from tessera.os.manifest import IO_NAMES
 
+    if args.name in IO_NAMES:  # before anything is sent: a call to the I/O node could only time out
+        raise TesseraError(f"{args.name!r} is a service of the I/O node, which never replies: "
+                           f"use `tessera send {args.name} ...`")
     words = parse_words(args.words)
     port = session.find_session(args.target)
     if port is not None:

@@ -91,6 +91,8 @@ def test_user_mistakes_are_one_line(session, capsys) -> None:
         "tessera: error: word 'x1' is not a number (decimal or 0x hex)\n")
     assert run_cli(capsys, "send", "led", "1", "--tag", "1", "--target", TARGET)[2] == (
         "tessera: error: 'led' is a service of the I/O node, and the chip at fake:chip has none\n")
+    assert run_cli(capsys, "call", "button", "0", "--target", TARGET)[2] == (
+        "tessera: error: 'button' is a service of the I/O node, which never replies: use `tessera send button ...`\n")
 
 
 def test_commands_without_a_session_drive_the_chip_over_the_link(tmp_path: Path, monkeypatch, capsys) -> None:
