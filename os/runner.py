@@ -98,6 +98,10 @@ class Runner:
     def check_chip(self) -> None:
         """Refuse a chip whose parameters differ from the image's, naming each difference."""
         info, want = self.chip.info, self.image.chip
+        if info.tile_count == 0:  # no image can fit it: an image has at least one tile, so rebuilding would not help
+            raise ChipMismatch(f"the chip at {self.chip.link.target} has no tiles (the host link and the I/O node "
+                               "only), so it runs no image: `tessera send led`, `tessera listen` and `tessera "
+                               "identify` reach it without one")
         differences = [f"{name}: image {wanted}, chip {actual}" for name, wanted, actual in (
             ("tiles", want.tiles, info.tile_count),
             ("tile memory bytes", want.mem_bytes, info.mem_bytes),

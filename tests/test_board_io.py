@@ -221,10 +221,15 @@ def test_run_refuses_io_services_on_a_chip_without_the_io_node(tmp_path: Path) -
         Runner(chip, image, out=sys.stderr).check_chip()
 
 
-def test_chip_without_tiles_lights_leds_for_the_host() -> None:
+def test_chip_without_tiles_lights_leds_for_the_host(tmp_path: Path) -> None:
     """The real chip with no tiles (host link and I/O node only, as on the iCEstick) under Verilator: IDENTIFY reports
     it, the host lights LEDs with `tessera send led`, subscribes to the button and hears its press, and a tile
-    command names the problem."""
+    command and an image name the problem."""
+    from tessera.os.runner import ChipMismatch, Runner
+
+    (tmp_path / "panel.py").write_text(PANEL)
+    (tmp_path / "lights.py").write_text(LIGHTS)
+    image = build_image(parse_manifest(MANIFEST, tmp_path / "app.toml"))
     spec = ChipSpec("tessera.hw.chip:TesseraChip",
                     {"tiles": 0, "leds": 5, "buttons": 1, "mem_bytes": 1024, "core": "bit"})
     with VirtualBoard.start(virtual_board.build_board(spec), pty=False) as running:
@@ -243,6 +248,8 @@ def test_chip_without_tiles_lights_leds_for_the_host() -> None:
             board_io.press(endpoints, 0)
             event = chip.take(lambda message: message.tag == IoTag.BUTTON_EVENT, 10.0)
             assert event is not None and event.source == io_address(0) and event.words[0] & 0xFF == 0b1
+            with pytest.raises(ChipMismatch, match=r"has no tiles \(the host link and the I/O node only\), so it runs"):
+                Runner(chip, image, out=sys.stderr).check_chip()
         tag = str(int(IoTag.SET_LEDS))
         sent = subprocess.run([sys.executable, "-m", "tessera.os.cli", "send", "led", "0b01001", "--tag", tag,
                                "--target", target], capture_output=True, text=True, timeout=60)
