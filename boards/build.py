@@ -29,7 +29,7 @@ from tessera.boards.board import Board
 from tessera.boards.board_top import BoardTop, io_pins
 from tessera.boards.pll import PllError, pll_config
 from tessera.boards.synth import synth_ice40_device_option
-from tessera.hw.chip import Chip
+from tessera.hw.chip import TILE_MEMORIES, Chip
 from tessera.hw.tile import CORES
 from tessera.sim import toolchain
 
@@ -39,7 +39,6 @@ TOP_NAME = "tessera"
 
 BOARDS: dict[str, Board] = {module.BOARD.name: module.BOARD for module in (icebreaker, hx8k, icestick, upduino)}
 
-DEFAULT_MEM_BYTES = 1024
 DEFAULT_MAILBOX_DEPTH = 4
 DEFAULT_BAUD = 115_200
 DEFAULT_SEED = 1
@@ -145,13 +144,15 @@ def make_chip(
     buttons: int = 0,
     core: str = DEFAULT_CORE,
     separate_staging: bool = True,
+    tile_memory: str = "block_ram",
 ) -> wiring.Component:
     """The chip top for a board build (hw/chip.py's Chip with the UART link, the board's LEDs/buttons, the
     tile core `core`, one of `tessera.hw.tile.CORES`, and the board's mailbox layout `separate_staging`). Board chips
     leave out the per-tile counters (STATUS words 4..6, features INSTRET/MESSAGE_COUNTERS): ~70 logic cells per tile
-    that the small iCE40s need for tiles."""
+    that the small iCE40s need for tiles. `tile_memory` is `TesseraChip`'s."""
     return Chip(
         core=core,
+        tile_memory=tile_memory,
         counters=False,
         separate_staging=separate_staging,
         tile_count=tile_count,
@@ -214,7 +215,8 @@ def build(
     tiles: int,
     *,
     mhz: float | None = None,
-    mem_bytes: int = DEFAULT_MEM_BYTES,
+    mem_bytes: int | None = None,
+    tile_memory: str | None = None,
     mailbox_depth: int = DEFAULT_MAILBOX_DEPTH,
     baud: int = DEFAULT_BAUD,
     seed: int = DEFAULT_SEED,
@@ -223,8 +225,11 @@ def build(
     quiet: bool = False,
     chip_factory: ChipFactory = make_chip,
 ) -> BuildResult:
-    """Build `tiles` tiles for `board`; a result that does not fit or misses timing is returned, not raised."""
+    """Build `tiles` tiles for `board`; a result that does not fit or misses timing is returned, not raised.
+    `tile_memory` and `mem_bytes` default to the board's (`Board.tile_memory`, `Board.default_mem_bytes`)."""
     started = time.monotonic()
+    tile_memory = tile_memory or board.tile_memory
+    mem_bytes = mem_bytes or board.default_mem_bytes(tiles, tile_memory)
     pll = pll_config(board.reference_hz, (mhz or board.default_mhz) * 1e6)
     build_dir = build_dir or BOARD_BUILD_ROOT / board.name
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -232,12 +237,13 @@ def build(
         (build_dir / stale).unlink(missing_ok=True)
     result = BuildResult(board=board.name, tiles=tiles, target_mhz=pll.output_hz / 1e6, build_dir=build_dir)
 
-    _say(quiet, f"[{board.name}] {tiles} {core}-core tiles at {pll.output_hz / 1e6:.3f} MHz "
+    memory = f"{mem_bytes // 1024} KiB of {'SPRAM' if tile_memory == 'spram' else 'block RAM'} each"
+    _say(quiet, f"[{board.name}] {tiles} {core}-core tiles ({memory}) at {pll.output_hz / 1e6:.3f} MHz "
                 f"(PLL DIVR={pll.divr} DIVF={pll.divf} DIVQ={pll.divq}) in {project_relative(build_dir)}")
     _say(quiet, "  [1/4] elaborating the design (Amaranth -> RTLIL)")
     chip = chip_factory(
         tile_count=tiles, mem_bytes=mem_bytes, mailbox_depth=mailbox_depth, clock_hz=round(pll.output_hz), baud=baud,
-        core=core, separate_staging=board.separate_staging, **io_pins(board),
+        core=core, separate_staging=board.separate_staging, tile_memory=tile_memory, **io_pins(board),
     )
     platform = board.platform()
     plan = platform.prepare(BoardTop(board, chip, pll), name=TOP_NAME, **yosys_overrides(board.device))
@@ -318,7 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_board_arguments(parser)
     parser.add_argument("--mhz", type=float, help="target clock in MHz (default: the board's)")
-    parser.add_argument("--mem-bytes", type=int, default=DEFAULT_MEM_BYTES, help="tile memory size")
+    parser.add_argument("--mem-bytes", type=int, help="each tile's memory (default: 1024 in block RAM, all of the "
+                        "SPRAM's share in SPRAM)")
+    parser.add_argument("--tile-memory", choices=TILE_MEMORIES, help="where the tiles' memories are (default: the "
+                        "board's; spram: UP5K only)")
     parser.add_argument("--mailbox-depth", type=int, default=DEFAULT_MAILBOX_DEPTH)
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="host UART rate")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="nextpnr placement seed")
@@ -326,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     board, tiles = chosen_board(parser, args)
     try:
-        result = build(board, tiles, mhz=args.mhz, mem_bytes=args.mem_bytes, mailbox_depth=args.mailbox_depth,
+        result = build(board, tiles, mhz=args.mhz, mem_bytes=args.mem_bytes, tile_memory=args.tile_memory,
+                       mailbox_depth=args.mailbox_depth,
                        baud=args.baud, seed=args.seed, core=args.core)
     except (BuildError, PllError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -19,10 +19,12 @@ BOARD = Board(
     clock_resource="clk12",
     reference_hz=12e6,
     # What fits the UP5K today and closes timing (make bench-fit; README): four bit-core tiles (~930 logic cells
-    # each beside ~1270 for the host link, I/O node and chip top: 4999 of 5280) reach 28.0 MHz at seed 1 on the
-    # iCEBreaker, mapped for the UP5K's delays (docs/boards.md, "Build").
+    # each beside ~1270 for the host link, I/O node and chip top) at 24 MHz, with 27.0 MHz reached at seed 1 on the
+    # iCEBreaker (docs/boards.md, "Build"). Their memories are in the UP5K's SPRAM, 32 KiB each, two tiles to a
+    # pair of SPRAMs (hw/spram_bank.py): 1 KiB of block RAM each would fit as well, but leave services no room.
     default_mhz=24.0,
     default_tiles=4,
+    tile_memory="spram",
     iceprog_args=(),
     openfpgaloader_board="ice40_generic",
     uart_wiring="USB: the FT2232H's second channel (e.g. /dev/ttyUSB1); FPGA rx = pin 6, tx = pin 9",

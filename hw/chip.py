@@ -22,6 +22,7 @@ from tessera.hw.io_node import MAX_PINS, IoNode, debounce_bits, default_debounce
 from tessera.hw.message_unit import MessageUnit
 from tessera.hw.network import connect_ring, phase_at_reset
 from tessera.hw.noc_layouts import HOST_NODE, MAX_TILES, MAX_WORDS, ring_length
+from tessera.hw.spram_bank import SpramBank, spram_bank_tiles, spram_tile_bytes
 from tessera.hw.tile_fanout import TileFanout
 from tessera.hw.tile import core_class
 from tessera.hw.tile_node import TileNode, decode_node_inputs
@@ -31,6 +32,8 @@ Link = Literal["uart", "bytes"]
 #: The chip's nominal clock unless told otherwise (the iCE40 boards' 12 MHz oscillator).
 DEFAULT_CLOCK_HZ = 12_000_000
 LINKS: tuple[Link, ...] = ("uart", "bytes")
+TileMemory = Literal["block_ram", "spram"]
+TILE_MEMORIES: tuple[TileMemory, ...] = ("block_ram", "spram")
 
 FEATURES = (
     Feature.INSTRET
@@ -100,7 +103,9 @@ class TesseraChip(wiring.Component):
     `buttons: In(buttons)`), `debounce_cycles` (the buttons' debounce interval, a power of two; default
     `default_debounce_cycles(clock_hz)`, about 5 ms), `separate_staging` (False: every node's mailbox keeps its
     staged message in its queue's block RAM, one EBR per node instead of two, for a few logic cells: see
-    `tessera.hw.mailbox.Mailbox`).
+    `tessera.hw.mailbox.Mailbox`), `tile_memory` ("block_ram": each tile's memory is a block RAM of its own;
+    "spram": the tiles' memories are slices of the UP5K's single-port RAM, `tessera.hw.spram_bank`, bit core only,
+    at most `spram_tile_bytes(tiles)` per tile; elaborated without an UltraPlus platform, a behavioural bank).
 
     `info` is what IDENTIFY reports. The chip-wide 64-bit cycle counter starts at 0 on reset.
 
@@ -127,6 +132,7 @@ class TesseraChip(wiring.Component):
         buttons: int = 0,
         debounce_cycles: int | None = None,
         separate_staging: bool = True,
+        tile_memory: TileMemory = "block_ram",
     ) -> None:
         has_io = leds > 0 or buttons > 0
         most_tiles = MAX_TILES - 1 - has_io  # the I/O node takes an address below the host's
@@ -140,6 +146,15 @@ class TesseraChip(wiring.Component):
                 raise ValueError(f"{name}={count}: expected 0..{MAX_PINS}")
         check_mem_bytes(mem_bytes)
         core_class(core)  # refuses an unknown core name before anything is built
+        if tile_memory not in TILE_MEMORIES:
+            raise ValueError(f"tile_memory={tile_memory!r}: expected one of {', '.join(TILE_MEMORIES)}")
+        if tile_memory == "spram" and tiles:
+            if core != "bit":
+                raise ValueError("tile_memory='spram' needs core='bit' (the only core that waits for its memory)")
+            if mem_bytes > spram_tile_bytes(tiles):
+                raise ValueError(
+                    f"mem_bytes={mem_bytes}: {tiles} tiles in SPRAM get at most {spram_tile_bytes(tiles)} bytes each"
+                )
         if link not in LINKS:
             raise ValueError(f"link={link!r}: expected one of {', '.join(LINKS)}")
         if not 1 <= max_words <= MAX_WORDS_LIMIT:
@@ -157,6 +172,7 @@ class TesseraChip(wiring.Component):
         self._leds = leds
         self._buttons = buttons
         self._separate_staging = separate_staging
+        self._tile_memory = tile_memory
         #: Tiles as the message units count them: the I/O node is one more.
         self._unit_tiles = tiles + has_io
         self._info = ChipInfo(
@@ -200,6 +216,7 @@ class TesseraChip(wiring.Component):
                 shared_counter_stream=core == "bit",  # one stream (elaborate) serves every tile
                 shared_decode=True,  # decoded once in elaborate
                 separate_staging=separate_staging,
+                outside_memory=tile_memory == "spram",
             )
             for index in range(tiles)
         ]
@@ -235,8 +252,8 @@ class TesseraChip(wiring.Component):
         )
         staging = "" if self._separate_staging else " (staged message in the queue's block RAM)"
         tiles = (
-            f"{self._tiles} tiles x {self._mem_bytes} B memory, {self._core} core, mailbox depth {self._mailbox_depth}"
-            f"{staging}"
+            f"{self._tiles} tiles x {self._mem_bytes} B memory{' (SPRAM)' if self._tile_memory == 'spram' else ''}, "
+            f"{self._core} core, mailbox depth {self._mailbox_depth}{staging}"
             if self._tiles
             else "no tiles (the host link and the I/O node only)"
         )
@@ -300,6 +317,11 @@ class TesseraChip(wiring.Component):
             stream = cycle_counter_stream(m, cycle)
             for node in self.nodes:
                 m.d.comb += [getattr(node.tile, name).eq(value) for name, value in zip(COUNTER_STREAM_MEMBERS, stream)]
+        if self._tile_memory == "spram":
+            for number, served in enumerate(spram_bank_tiles(count)):
+                m.submodules[f"spram_bank{number}"] = bank = SpramBank(ports=len(served), addr_bits=addr_bits)
+                for port, index in zip(bank.ports, served):
+                    wiring.connect(m, self.nodes[index].memory, port)
 
         # ---- the bridge's tile bus: the fan-out, plus the message counters in status words 5 and 6 -------------
         m.submodules.fanout = fanout = TileFanout(tile_count=count, addr_bits=addr_bits)
@@ -378,10 +400,12 @@ def Chip(
     core: str = "parallel",
     counters: bool = True,
     separate_staging: bool = True,
+    tile_memory: TileMemory = "block_ram",
 ) -> TesseraChip:
     """The UART chip as the board builds ask for it (`tessera.boards.build.make_chip`)."""
     return TesseraChip(
         core=core,
+        tile_memory=tile_memory,
         counters=counters,
         separate_staging=separate_staging,
         leds=leds,

@@ -156,9 +156,15 @@ def control_members(has_message_unit: bool) -> dict[str, wiring.Member]:
 
 
 class MemoryBusSignature(wiring.Signature):
-    """A word-addressed memory port seen from its initiator: read data arrives the cycle after `re`."""
+    """A word-addressed memory port seen from its initiator: read data arrives the cycle after `re`.
 
-    def __init__(self, addr_width: int):
+    With `waits=True` the memory may be shared (`tessera.hw.spram_bank.SpramBank`) and two more members appear:
+    `ready` (in: the memory takes this cycle's `re`/`we`; otherwise the initiator holds the request unchanged and
+    asks again next cycle; read data arrives the cycle after the cycle `re` was taken) and `cannot_wait` (out: this
+    request must be taken in the cycle it is made: the host's debug port, which has no way to wait).
+    """
+
+    def __init__(self, addr_width: int, *, waits: bool = False):
         super().__init__(
             {
                 "addr": Out(addr_width),
@@ -167,6 +173,7 @@ class MemoryBusSignature(wiring.Signature):
                 "wdata": Out(32),
                 "wmask": Out(4),
                 "rdata": In(32),
+                **({"ready": In(1), "cannot_wait": Out(1)} if waits else {}),
             }
         )
 

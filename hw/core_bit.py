@@ -114,7 +114,9 @@ class BitSerialTileCore(wiring.Component):
     """Bit-serial RV32I tile core; a drop-in replacement for `tessera.hw.core.TileCore`.
 
     Parameters: `mem_bytes` (tile memory size, a power of two >= 1024), `tile_id` (read by mhartid),
-    `has_message_unit` (custom-0 goes to the `message` port; without it custom-0 is illegal).
+    `has_message_unit` (custom-0 goes to the `message` port; without it custom-0 is illegal), `memory_waits`
+    (the bus is `MemoryBusSignature(..., waits=True)`: a fetch, load or store holds its request until the memory
+    takes it, so the memory may be shared; the debug port's accesses, made while the core is stopped, cannot wait).
 
     Ports, states, faults and CSRs are `TileCore`'s (instret/instreth are illegal, as there), except that the
     64-bit `cycle` input is replaced by the chip's counter stream (`COUNTER_STREAM_MEMBERS`, driven by
@@ -129,7 +131,7 @@ class BitSerialTileCore(wiring.Component):
     the port shifts `dat` and `addr` and reads or writes the memory through `bus`; while it runs, the port is ignored.
     """
 
-    def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False):
+    def __init__(self, *, mem_bytes: int, tile_id: int = 0, has_message_unit: bool = False, memory_waits: bool = False):
         addr_width = check_mem_bytes(mem_bytes)
         check_tile_id(tile_id)
         self._mem_bytes = mem_bytes
@@ -140,7 +142,7 @@ class BitSerialTileCore(wiring.Component):
         del members["cycle"]
         super().__init__(
             {
-                "bus": Out(MemoryBusSignature(addr_width)),
+                "bus": Out(MemoryBusSignature(addr_width, waits=memory_waits)),
                 "debug": In(DebugPortSignature()),
                 **members,
                 **COUNTER_STREAM_MEMBERS,
@@ -344,6 +346,10 @@ class BitSerialTileCore(wiring.Component):
             self.bus.we.eq(((step == _Step.STORE) | (stopped & self.debug.we)) & ~self.reset_pc),
             self.debug.data_out.eq(dat[0]),
         ]
+        # A fetch, load or store moves on only in the cycle the memory takes it (always, for a memory of its own).
+        memory_took = self.bus.ready if "ready" in self.bus.signature.members else Const(1)
+        if "cannot_wait" in self.bus.signature.members:
+            m.d.comb += self.bus.cannot_wait.eq(stopped)
 
         access_misaligned = Mux(f3[1], addr[0:2] != 0, f3[0] & addr[0])
 
@@ -416,7 +422,8 @@ class BitSerialTileCore(wiring.Component):
                     m.d.sync += [step.eq(_Step.HALTED), pending_halt.eq(0)]
                 with m.Elif(~pc_outside):
                     m.d.comb += self.bus.re.eq(1)
-                    m.d.sync += step.eq(_Step.DECODE)
+                    with m.If(memory_took):
+                        m.d.sync += step.eq(_Step.DECODE)
                 with m.Else():
                     trap()  # FETCH_FAULT
 
@@ -514,7 +521,8 @@ class BitSerialTileCore(wiring.Component):
                     start_pass(True)
                 with m.Else():
                     m.d.comb += self.bus.re.eq(1)
-                    m.d.sync += step.eq(_Step.CAPTURE)
+                    with m.If(memory_took):
+                        m.d.sync += step.eq(_Step.CAPTURE)
 
             with m.Case(_Step.CAPTURE):
                 m.d.comb += dat_load.eq(1)
@@ -529,7 +537,8 @@ class BitSerialTileCore(wiring.Component):
                     m.d.sync += t.eq(t + 1)
 
             with m.Case(_Step.STORE):
-                finish()
+                with m.If(memory_took):
+                    finish()
 
             if self._has_message_unit:
                 with m.Case(_Step.MESSAGE):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux
 from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from tessera.firmware.isa import TileState
 from tessera.hw.core_bit import COUNTER_STREAM_MEMBERS, BitSerialTileCore, counter_stream
@@ -47,6 +47,10 @@ class Tile(wiring.Component):
     core is stopped. A read in the same cycle as a write is not performed. Control and status ports are the core's
     (see `TileCore`).
 
+    With `outside_memory=True` (bit-serial core only) the tile has no memory of its own: its core's bus is the port
+    `memory`, `Out(MemoryBusSignature(addr_bits, waits=True))`, for a memory shared with other tiles in which this
+    tile owns `mem_bytes` (`tessera.hw.spram_bank.SpramBank`).
+
     With the bit-serial core the Tile also has the core's counter-stream inputs (`COUNTER_STREAM_MEMBERS`). A
     Tile built with `shared_counter_stream=False` ignores them and builds its own stream from `cycle`
     (`counter_stream`); on a chip, where one stream serves every tile, `shared_counter_stream=True` makes the Tile
@@ -61,18 +65,29 @@ class Tile(wiring.Component):
         has_message_unit: bool = False,
         core: str = "parallel",
         shared_counter_stream: bool = False,
+        outside_memory: bool = False,
     ):
         self._addr_bits = check_mem_bytes(mem_bytes)
         self._mem_bytes = mem_bytes
-        self._core = core_class(core)(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit)
-        # No read shares a cycle with a write (elaborate gates `read.en`), so a read never meets the word being written:
-        # `no_rw_check` lets Yosys map the block RAM without read-during-write emulation (lone flip-flops and a bypass).
-        self._memory = memory.Memory(shape=32, depth=mem_bytes // 4, init=[], attrs={"no_rw_check": 1})
+        if outside_memory:
+            if core != "bit":
+                raise ValueError(f"core={core!r}: only the bit-serial core can wait for a shared memory")
+            self._core = BitSerialTileCore(
+                mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit, memory_waits=True
+            )
+            self._memory = None
+        else:
+            self._core = core_class(core)(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit)
+            # No read shares a cycle with a write (elaborate gates `read.en`), so a read never meets the word being
+            # written: `no_rw_check` lets Yosys map the block RAM without read-during-write emulation.
+            self._memory = memory.Memory(shape=32, depth=mem_bytes // 4, init=[], attrs={"no_rw_check": 1})
         self._streamed = isinstance(self._core, BitSerialTileCore)
         if shared_counter_stream and not self._streamed:
             raise ValueError(f"a {type(self._core).__name__} tile reads `cycle`, it has no counter-stream inputs")
         self._stream_from_inputs = shared_counter_stream
         members = {"debug": In(DebugPortSignature()), **control_members(has_message_unit)}
+        if outside_memory:
+            members["memory"] = Out(MemoryBusSignature(self._addr_bits, waits=True))
         super().__init__({**members, **(COUNTER_STREAM_MEMBERS if self._streamed else {})})
 
     @property
@@ -80,8 +95,8 @@ class Tile(wiring.Component):
         return self._core
 
     @property
-    def memory(self) -> memory.Memory:
-        """The tile memory (simulation harnesses may inspect `memory.data`)."""
+    def memory_array(self) -> memory.Memory:
+        """The tile memory (simulation harnesses may inspect `memory_array.data`); None with `outside_memory`."""
         return self._memory
 
     @property
@@ -92,9 +107,6 @@ class Tile(wiring.Component):
         m = Module()
         core = self._core
         m.submodules.core = core
-        m.submodules.memory = self._memory
-        read = self._memory.read_port(domain="sync")
-        write = self._memory.write_port(granularity=8)
 
         for name in ("run", "halt", "reset_pc", "fault_in_valid", "fault_in_cause"):
             m.d.comb += getattr(core, name).eq(getattr(self, name))
@@ -111,6 +123,13 @@ class Tile(wiring.Component):
         if "message" in self.signature.members:
             wiring.connect(m, core.message, wiring.flipped(self.message))
 
+        if self._memory is None:
+            wiring.connect(m, wiring.flipped(self.debug), core.debug)
+            wiring.connect(m, core.bus, wiring.flipped(self.memory))
+            return m
+        m.submodules.memory = self._memory
+        read = self._memory.read_port(domain="sync")
+        write = self._memory.write_port(granularity=8)
         if self._streamed:
             wiring.connect(m, wiring.flipped(self.debug), core.debug)
             bus = core.bus

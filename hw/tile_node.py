@@ -65,7 +65,9 @@ class TileNode(wiring.Component):
     `counters` (False: no `messages_in` / `messages_out` / `retired` ports and no counter logic),
     `shared_decode` (True: the node takes `NodeInputs` on its `decoded` input, which the chip decodes once for all
     nodes with `decode_node_inputs`, instead of decoding its own) and `separate_staging` (False: the mailbox in one
-    block RAM, see `tessera.hw.mailbox.Mailbox`).
+    block RAM, see `tessera.hw.mailbox.Mailbox`) and `outside_memory` (the tile's memory is not inside it: the
+    node's `memory` port, `Out(MemoryBusSignature(..., waits=True))`, reaches the tile's share of a
+    `tessera.hw.spram_bank.SpramBank`; bit core only).
 
     Ports: `control` (the host's: `TilePortSignature` as TileFanout drives it: debug port, run/halt/reset_pc,
     state/cause/pc, configuration writes), `ring_in`/`ring_out` (the ring), `cycle` (the chip counter),
@@ -103,6 +105,7 @@ class TileNode(wiring.Component):
         counters: bool = True,
         shared_decode: bool = False,
         separate_staging: bool = True,
+        outside_memory: bool = False,
     ) -> None:
         self._tile_id = tile_id
         self._num_tiles = num_tiles
@@ -114,6 +117,7 @@ class TileNode(wiring.Component):
             has_message_unit=True,
             core=core,
             shared_counter_stream=shared_counter_stream,
+            outside_memory=outside_memory,
         )
         self._unit = MessageUnit(
             address=tile_id,
@@ -137,6 +141,7 @@ class TileNode(wiring.Component):
                 "cycle": In(64),
                 **counter_members,
                 **({"decoded": In(NodeInputs)} if shared_decode else {}),
+                **({"memory": Out(self._tile.signature.members["memory"].signature)} if outside_memory else {}),
             }
         )
 
@@ -157,6 +162,8 @@ class TileNode(wiring.Component):
 
         # ---- host control and status ---------------------------------------------------------------------------
         wiring.connect(m, wiring.flipped(control.debug), tile.debug)
+        if "memory" in self.signature.members:
+            wiring.connect(m, tile.memory, wiring.flipped(self.memory))
         m.d.comb += [
             tile.run.eq(control.run),
             tile.halt.eq(control.halt),

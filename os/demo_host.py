@@ -1,7 +1,7 @@
 """What the demos' host side shares: building a demo image, one booted demo system (`DemoSystem`), a full chip
 reset, and a small PNG writer.
 
-    image = build_demo("pingpong", Path("build/demo"))
+    image = build_demo("pingpong", Path("build/demo"), chip.info)
     system = DemoSystem(chip, image, events=log)       # boots it (load, verify, start under supervision)
     counter, cycles, fastest, slowest = system.call("ping", [20])
     system.close()                                     # halts every service tile
@@ -13,6 +13,7 @@ handled while it waits.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 import time
@@ -26,8 +27,9 @@ from tessera.os.chip import Chip, Incoming
 from tessera.os.errors import TesseraError
 from tessera.os.image import read_image, write_image
 from tessera.os.link import Link, SimLink
-from tessera.os.manifest import load_manifest
+from tessera.os.manifest import ChipSpec as ManifestChip, load_manifest
 from tessera.os.persist import SNAPSHOT_TAG
+from tessera.os.protocol import ChipInfo
 from tessera.os.runner import Runner
 
 #: The demo systems: one folder each with app.toml and its services.
@@ -40,11 +42,17 @@ class DemoError(TesseraError):
     """A demo did not get the answer it waited for."""
 
 
-def build_demo(name: str, folder: Path) -> Path:
-    """Build `os/demos/<name>/app.toml` into `folder/<name>.tsi`; returns the image path."""
+def build_demo(name: str, folder: Path, chip: ChipInfo | None = None) -> Path:
+    """Build `os/demos/<name>/app.toml` into `folder/<name>.tsi`; returns the image path. For `chip` (an IDENTIFY
+    reply) the image targets that chip's tile count, tile memory and mailbox depth instead of the manifest's, so
+    a demo runs on any chip its services fit (a board's, as well as the simulated chip the manifests name)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.tsi"
-    write_image(build_image(load_manifest(DEMOS_ROOT / name / "app.toml")), path)
+    manifest = load_manifest(DEMOS_ROOT / name / "app.toml")
+    if chip is not None:
+        target = ManifestChip(tiles=chip.tile_count, mem_bytes=chip.mem_bytes, mailbox_depth=chip.mailbox_depth)
+        manifest = dataclasses.replace(manifest, chip=target)
+    write_image(build_image(manifest), path)
     return path
 
 

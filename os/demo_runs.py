@@ -33,7 +33,7 @@ class PingPongResult:
 
 
 def run_pingpong(chip: Chip, folder: Path, say: Say, *, rounds: int = 50) -> PingPongResult:
-    system = DemoSystem(chip, build_demo("pingpong", folder), events=io.StringIO())
+    system = DemoSystem(chip, build_demo("pingpong", folder, chip.info), events=io.StringIO())
     try:
         counter, total, fastest, slowest = (signed(w) for w in system.call("ping", [rounds]))
     finally:
@@ -95,7 +95,7 @@ def run_pipeline(chip: Chip, folder: Path, say: Say, *, text: str = PIPELINE_TEX
     for word in words_of(text):
         if names.setdefault(word_hash(word), word) != word:
             raise DemoError(f"the words {word!r} and {names[word_hash(word)]!r} have the same hash: change the text")
-    system = DemoSystem(chip, build_demo("pipeline", folder), events=io.StringIO())
+    system = DemoSystem(chip, build_demo("pipeline", folder, chip.info), events=io.StringIO())
     try:
         messages = text_messages(text)
         for words in messages:
@@ -178,7 +178,7 @@ def _picture(system: DemoSystem, workers: int, width: int, height: int, limit: i
 
 def run_mandelbrot(chip: Chip, folder: Path, say: Say, *, width: int = 24, height: int = 16, limit: int = 12,
                    workers: int = 7) -> MandelbrotResult:
-    system = DemoSystem(chip, build_demo("mandelbrot", folder), events=io.StringIO())
+    system = DemoSystem(chip, build_demo("mandelbrot", folder, chip.info), events=io.StringIO())
     try:
         single, cycles_one = _picture(system, 1, width, height, limit)
         counts, cycles_all = _picture(system, workers, width, height, limit)
@@ -223,7 +223,7 @@ class CrashResult:
 def run_crash(chip: Chip, folder: Path, say: Say, *, jobs: Sequence[int] = CRASH_JOBS,
               gap: int = 1000) -> CrashResult:
     events = _EventEcho(say)
-    system = DemoSystem(chip, build_demo("crash", folder), events=events)
+    system = DemoSystem(chip, build_demo("crash", folder, chip.info), events=events)
     fragile_tile, steady_tile = system.tile("fragile"), system.tile("steady")
     across: list[tuple[int, int]] = []  # numbers steady had received at a DOWN and at fragile's next answer
     down_at: int | None = None
@@ -315,7 +315,7 @@ def _show(values: dict[int, int | None]) -> str:
 
 def run_kvstore(chip: Chip, folder: Path, say: Say, *, reset: Callable[[], Chip]) -> KvResult:
     """`reset` resets the whole chip and returns a new client for it (tessera.os.demo_host.reset_chip)."""
-    image = build_demo("kvstore", folder)
+    image = build_demo("kvstore", folder, chip.info)
     for saved in folder.glob("kvstore.*.state.json"):  # start from an empty store
         saved.unlink()
     events = io.StringIO()
@@ -371,7 +371,7 @@ class BoardIoResult:
 
 
 def run_boardio(chip: Chip, folder: Path, say: Say, *, panel: BoardPanel, presses: int = 5) -> BoardIoResult:
-    system = DemoSystem(chip, build_demo("boardio", folder), events=io.StringIO())
+    system = DemoSystem(chip, build_demo("boardio", folder, chip.info), events=io.StringIO())
     states: list[tuple[int, int, int]] = []
     shown: list[int | None] = []
     try:

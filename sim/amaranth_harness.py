@@ -126,13 +126,13 @@ class TileDriver:
     def set_memory(self, words: Sequence[int]) -> None:
         """Make the simulated block RAM hold `words` from word 0 and zeros after them (no clock cycles pass)."""
         self._check_fits(words, 0)
-        data = self.tile.memory.data
+        data = self.tile.memory_array.data
         for index, word in enumerate([*words, *[0] * (self.tile.mem_bytes // 4 - len(words))]):
             self.ctx.set(data[index], word)
 
     def memory_words(self) -> tuple[int, ...]:
         """Every word of the tile memory, read from the simulated block RAM (no clock cycles pass)."""
-        data = self.tile.memory.data
+        data = self.tile.memory_array.data
         return tuple(self.ctx.get(data[index]) for index in range(self.tile.mem_bytes // 4))
 
     def registers(self) -> tuple[int, ...]:

@@ -95,13 +95,16 @@ class CocotbRun:
     output: object  # the JSON value the test module passed to save_output(), or None
 
 
-def design_verilog(component: Elaboratable, name: str, ports: Sequence[object] | None = None) -> str:
-    """Verilog for component with top module `name`; `ports` only for elaboratables without a signature."""
+def design_verilog(
+    component: Elaboratable, name: str, ports: Sequence[object] | None = None, platform: object = None
+) -> str:
+    """Verilog for component with top module `name`; `ports` only for elaboratables without a signature;
+    `platform` is what the design elaborates for (None: plain simulation)."""
     if not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"design name {name!r} is not a Verilog identifier")
     if ports is None:
-        return verilog.convert(component, name=name)
-    return verilog.convert(component, name=name, ports=list(ports))
+        return verilog.convert(component, name=name, platform=platform)
+    return verilog.convert(component, name=name, ports=list(ports), platform=platform)
 
 
 def _build_args(simulator: Simulator, extra: Sequence[str]) -> list[str]:
@@ -112,11 +115,12 @@ def _build_args(simulator: Simulator, extra: Sequence[str]) -> list[str]:
     raise ValueError(f"unknown simulator {simulator!r}: expected one of {', '.join(SIMULATORS)}")
 
 
-def _build_key(verilog_text: str, simulator: Simulator, build_args: Sequence[str]) -> str:
+def _build_key(verilog_text: str, simulator: Simulator, build_args: Sequence[str], sources: Sequence[Path]) -> str:
     import cocotb
 
     digest = hashlib.sha256()
-    for part in (verilog_text, simulator, "\0".join(build_args), "/".join(TIMESCALE), cocotb.__version__):
+    library = [source.read_text() for source in sources]
+    for part in (verilog_text, simulator, "\0".join(build_args), "/".join(TIMESCALE), cocotb.__version__, *library):
         digest.update(part.encode())
         digest.update(b"\0\0")
     return digest.hexdigest()[:16]
@@ -141,14 +145,20 @@ def build(
     *,
     ports: Sequence[object] | None = None,
     extra_build_args: Sequence[str] = (),
+    platform: object = None,
+    library_sources: Sequence[Path] = (),
 ) -> CocotbBuild:
-    """Compile `component` as Verilog module `name` for `simulator`, or reuse the build of identical Verilog."""
+    """Compile `component` as Verilog module `name` for `simulator`, or reuse the build of identical Verilog.
+
+    `platform` is passed to elaboration; `library_sources` are Verilog files compiled beside the design (models of
+    the vendor primitives it instantiates for that platform)."""
     from cocotb_tools.runner import get_runner
 
     toolchain.activate()
-    verilog_text = design_verilog(component, name, ports)
+    verilog_text = design_verilog(component, name, ports, platform)
     build_args = _build_args(simulator, extra_build_args)
-    build_dir = COCOTB_BUILD_ROOT / f"{name}-{simulator}-{_build_key(verilog_text, simulator, build_args)}"
+    key = _build_key(verilog_text, simulator, build_args, library_sources)
+    build_dir = COCOTB_BUILD_ROOT / f"{name}-{simulator}-{key}"
     verilog_path = build_dir / f"{name}.v"
     marker = build_dir / _COMPLETE_MARKER
     with _locked(build_dir.with_name(build_dir.name + ".lock")):
@@ -161,7 +171,7 @@ def build(
         runner = get_runner(simulator)
         try:
             runner.build(
-                sources=[verilog_path],
+                sources=[verilog_path, *library_sources],
                 hdl_toplevel=name,
                 build_dir=build_dir,
                 timescale=TIMESCALE,

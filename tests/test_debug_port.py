@@ -127,7 +127,7 @@ def test_serializer_emits_the_model_sequences_and_reads_back_what_it_wrote():
 
 
 def target_memory(ctx, dut) -> list[int]:
-    data = dut.memory.data
+    data = (dut.memory if isinstance(dut, DebugMemory) else dut.memory_array).data
     return [ctx.get(data[i]) for i in range(data.depth)]
 
 
