@@ -145,14 +145,16 @@ def make_chip(
     core: str = DEFAULT_CORE,
     separate_staging: bool = True,
     tile_memory: str = "block_ram",
+    link: str = "uart",
 ) -> wiring.Component:
     """The chip top for a board build (hw/chip.py's Chip with the UART link, the board's LEDs/buttons, the
     tile core `core`, one of `tessera.hw.tile.CORES`, and the board's mailbox layout `separate_staging`). Board chips
     leave out the per-tile counters (STATUS words 4..6, features INSTRET/MESSAGE_COUNTERS): ~70 logic cells per tile
-    that the small iCE40s need for tiles. `tile_memory` is `TesseraChip`'s."""
+    that the small iCE40s need for tiles. `tile_memory` and `link` are `TesseraChip`'s."""
     return Chip(
         core=core,
         tile_memory=tile_memory,
+        link=link,
         counters=False,
         separate_staging=separate_staging,
         tile_count=tile_count,
@@ -162,6 +164,22 @@ def make_chip(
         clock_hz=clock_hz,
         leds=leds,
         buttons=buttons,
+    )
+
+
+def board_chip(*, board: str, tiles: int | None = None, link: str = "uart") -> wiring.Component:
+    """The chip `make build BOARD=<board> [TILES=<tiles>]` builds, with every other choice at the board's default
+    (its clock as its PLL makes it, so IDENTIFY reports the board's); with link="bytes" it is that chip for the
+    virtual board (`tessera sim --board`)."""
+    if board not in BOARDS:
+        raise ValueError(f"board {board!r}: expected one of {', '.join(sorted(BOARDS))}")
+    target = BOARDS[board]
+    tiles = target.default_tiles if tiles is None else tiles
+    clock_hz = round(pll_config(target.reference_hz, target.default_mhz * 1e6).output_hz)
+    return make_chip(
+        tile_count=tiles, mem_bytes=target.default_mem_bytes(tiles, target.tile_memory),
+        mailbox_depth=DEFAULT_MAILBOX_DEPTH, clock_hz=clock_hz, baud=DEFAULT_BAUD,
+        separate_staging=target.separate_staging, tile_memory=target.tile_memory, link=link, **io_pins(target),
     )
 
 

@@ -303,7 +303,9 @@ class TesseraChip(wiring.Component):
         )
         m.submodules.host_node = host_unit
         wiring.connect(m, host.net, host_unit.core)
-        m.d.comb += [host_unit.permissions.we.eq(1), host_unit.permissions.data.eq(-1)]
+        # The bridge sends only to nodes that exist (a SEND to any other answers TILE_RANGE), so the host's node may
+        # send anywhere: its permission set, never written, has no reader left and synthesis removes it.
+        m.d.comb += host_unit.send_anywhere.eq(1)
         connect_ring(m, [*before_host, host_unit])
         if not count:
             return m  # the I/O node and the host link only: no tile bus (every tile command answers TILE_RANGE)
@@ -401,8 +403,10 @@ def Chip(
     counters: bool = True,
     separate_staging: bool = True,
     tile_memory: TileMemory = "block_ram",
+    link: Link = "uart",
 ) -> TesseraChip:
-    """The UART chip as the board builds ask for it (`tessera.boards.build.make_chip`)."""
+    """The chip as the board builds ask for it (`tessera.boards.build.make_chip`): with the UART link, or with
+    link="bytes" the same chip for the virtual board (`tessera sim --board`)."""
     return TesseraChip(
         core=core,
         tile_memory=tile_memory,
@@ -413,7 +417,7 @@ def Chip(
         tiles=tile_count,
         mem_bytes=mem_bytes,
         mailbox_depth=mailbox_depth,
-        link="uart",
+        link=link,
         clock_hz=clock_hz,
         baud=round(clock_hz / uart_divisor),
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tessera.os.chip import Chip
 from tessera.os.commands import DEFAULT_TARGET
-from tessera.os.demo_host import reset_chip
+from tessera.os.demo_host import demo_tiles, reset_chip
 from tessera.os.demo_runs import run_crash, run_kvstore, run_mandelbrot, run_pingpong, run_pipeline
 from tessera.os.errors import TesseraError
 from tessera.os.link import TARGET_SYNTAX, Link, LinkError, open_link
@@ -49,6 +49,10 @@ def tour(link: Link, folder: Path, names: Sequence[str] = NAMES) -> float:
         if name not in names:
             continue
         say(f"\n== {number}. {title} (os/demos/{name}) ==")
+        needed = demo_tiles(name)
+        if needed > chip.info.tile_count:
+            say(f"skipped: its {needed} services need {needed} tiles, the chip has {chip.info.tile_count}")
+            continue
         begun = time.monotonic()
         if name == "kvstore":
             holder = [chip]

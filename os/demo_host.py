@@ -42,6 +42,11 @@ class DemoError(TesseraError):
     """A demo did not get the answer it waited for."""
 
 
+def demo_tiles(name: str) -> int:
+    """The tiles demo `name` needs: one per service of its manifest."""
+    return len(load_manifest(DEMOS_ROOT / name / "app.toml").services)
+
+
 def build_demo(name: str, folder: Path, chip: ChipInfo | None = None) -> Path:
     """Build `os/demos/<name>/app.toml` into `folder/<name>.tsi`; returns the image path. For `chip` (an IDENTIFY
     reply) the image targets that chip's tile count, tile memory and mailbox depth instead of the manifest's, so

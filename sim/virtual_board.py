@@ -63,6 +63,8 @@ VERILATOR_BUILD_SOURCE = Path(__file__).with_name("vboard_verilator.py")
 #: The chip top every board builds unless told otherwise (hw/chip.py); TESSERA_SIM_CHIP overrides it.
 DEFAULT_CHIP = os.environ.get("TESSERA_SIM_CHIP", "tessera.hw.chip:TesseraChip")
 TOP_MODULE = "tessera_chip"
+#: The factory behind `--board`: a board build's chip with the byte-stream link.
+BOARD_CHIP = "tessera.boards.build:board_chip"
 #: Ports the harness drives and reads; their absence means the chip was not elaborated with link="bytes".
 REQUIRED_PORTS = ("clk", "rst", "rx__payload", "rx__valid", "rx__ready", "tx__payload", "tx__valid", "tx__ready")
 
@@ -156,7 +158,7 @@ class ChipSpec:
         factory = self.load()
         try:
             return factory(**self.params, link="bytes")
-        except TypeError as error:  # an unknown or missing parameter
+        except (TypeError, ValueError) as error:  # an unknown, missing or refused parameter
             raise BoardError(f"chip {self.factory} with parameters {self.params_text()}: {error}") from None
 
     def params_text(self) -> str:
@@ -642,6 +644,8 @@ def argument_parser(prog: str = "tessera sim") -> argparse.ArgumentParser:
     parser.add_argument("--chip", default=DEFAULT_CHIP, help="chip top factory, module:attr or file.py:attr")
     parser.add_argument("--param", action="append", type=parse_param, default=[], metavar="NAME=VALUE")
     parser.add_argument("--tiles", type=int, help="shorthand for --param tiles=N")
+    parser.add_argument("--board", help="the chip `make build BOARD=...` builds for this board (its tiles, memory, "
+                        "mailboxes, LEDs and buttons), instead of --chip/--param")
     parser.add_argument("--simulator", choices=SIMULATORS, default="verilator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="TCP port of the host link (0: any free port)")
@@ -664,12 +668,18 @@ def _number(value: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "tessera sim") -> int:
-    options = argument_parser(prog).parse_args(argv)
+    parser = argument_parser(prog)
+    options = parser.parse_args(argv)
     params = dict(options.param)
     if options.tiles is not None:
         params["tiles"] = options.tiles
+    chip = options.chip
+    if options.board is not None:
+        if options.param or chip != DEFAULT_CHIP:
+            parser.error("--board chooses the chip and its parameters: leave out --chip and --param")
+        chip, params = BOARD_CHIP, {"board": options.board, **params}
     try:
-        spec = ChipSpec(options.chip, params)
+        spec = ChipSpec(chip, params)
         build = build_board(spec, simulator=options.simulator, trace=options.trace is not None, pgo=options.pgo)
         profile = "" if build.profile is None else f" profile={build.profile.partition(':')[0]}"
         built = f"dir={build.build_dir} rebuilt={int(build.rebuilt)} seconds={build.seconds:.2f}{profile}"

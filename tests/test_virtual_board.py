@@ -338,3 +338,14 @@ def test_icarus_board_of_the_real_chip_boots_a_service(tmp_path: Path) -> None:
             assert chip.info.tile_count == 1
             system = DemoSystem(chip, tmp_path / "pong.tsi", events=io.StringIO())
             assert system.call("pong", [41], timeout=60) == (42,)
+
+
+def test_board_option_names_the_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    """`tessera sim --board NAME` picks a board build's chip: it takes no --chip/--param, and an unknown board is named
+    with the boards there are (before anything is built)."""
+    with pytest.raises(SystemExit):
+        virtual_board.main(["--board", "icebreaker", "--param", "leds=1", "--build-only"])
+    assert "--board chooses the chip and its parameters: leave out --chip and --param" in capsys.readouterr().err
+    assert virtual_board.main(["--board", "icebreakr", "--build-only"]) == 1
+    assert ("board 'icebreakr': expected one of hx8k, icebreaker, icestick, upduino"
+            in capsys.readouterr().err.splitlines()[-1])
