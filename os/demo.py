@@ -28,7 +28,7 @@ from tessera.os.link import TARGET_SYNTAX, Link, LinkError, open_link
 TOUR: tuple[tuple[str, str, Callable[..., object]], ...] = (
     ("pingpong", "ping-pong: two services bounce a counter", run_pingpong),
     ("pipeline", "pipeline: split -> count -> top-k over three tiles", run_pipeline),
-    ("mandelbrot", "parallel Mandelbrot: 7 workers and a collector", run_mandelbrot),
+    ("mandelbrot", "parallel Mandelbrot: up to 7 workers and a collector", run_mandelbrot),
     ("crash", "crash and recover: a worker faults under its supervisor", run_crash),
     ("kvstore", "persistent key-value store: across a restart and a chip reset", run_kvstore),
 )
@@ -51,7 +51,7 @@ def tour(link: Link, folder: Path, names: Sequence[str] = NAMES) -> float:
         say(f"\n== {number}. {title} (os/demos/{name}) ==")
         needed = demo_tiles(name)
         if needed > chip.info.tile_count:
-            say(f"skipped: its {needed} services need {needed} tiles, the chip has {chip.info.tile_count}")
+            say(f"skipped: it needs {needed} tiles, the chip has {chip.info.tile_count}")
             continue
         begun = time.monotonic()
         if name == "kvstore":

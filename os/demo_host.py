@@ -27,10 +27,11 @@ from tessera.os.chip import Chip, Incoming
 from tessera.os.errors import TesseraError
 from tessera.os.image import read_image, write_image
 from tessera.os.link import Link, SimLink
-from tessera.os.manifest import ChipSpec as ManifestChip, load_manifest
+from tessera.os.manifest import ChipSpec as ManifestChip, Manifest, load_manifest
 from tessera.os.persist import SNAPSHOT_TAG
 from tessera.os.protocol import ChipInfo
 from tessera.os.runner import Runner
+from tessera.os.supervision import SupervisorSpec
 
 #: The demo systems: one folder each with app.toml and its services.
 DEMOS_ROOT = Path(__file__).resolve().with_name("demos")
@@ -42,23 +43,49 @@ class DemoError(TesseraError):
     """A demo did not get the answer it waited for."""
 
 
+#: Services a demo can do without, the first to go first: the Mandelbrot demo runs with as many workers as fit.
+OPTIONAL_SERVICES: dict[str, tuple[str, ...]] = {"mandelbrot": ("w7", "w6", "w5", "w4", "w3", "w2")}
+
+
 def demo_tiles(name: str) -> int:
-    """The tiles demo `name` needs: one per service of its manifest."""
-    return len(load_manifest(DEMOS_ROOT / name / "app.toml").services)
+    """The fewest tiles demo `name` runs on: one per service of its manifest that it cannot do without."""
+    return len(load_manifest(DEMOS_ROOT / name / "app.toml").services) - len(OPTIONAL_SERVICES.get(name, ()))
 
 
 def build_demo(name: str, folder: Path, chip: ChipInfo | None = None) -> Path:
     """Build `os/demos/<name>/app.toml` into `folder/<name>.tsi`; returns the image path. For `chip` (an IDENTIFY
     reply) the image targets that chip's tile count, tile memory and mailbox depth instead of the manifest's, so
-    a demo runs on any chip its services fit (a board's, as well as the simulated chip the manifests name)."""
+    a demo runs on any chip its services fit (a board's, as well as the simulated chip the manifests name); on a
+    chip with fewer tiles than services it leaves out the demo's optional services (OPTIONAL_SERVICES) that do not
+    fit."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.tsi"
     manifest = load_manifest(DEMOS_ROOT / name / "app.toml")
     if chip is not None:
         target = ManifestChip(tiles=chip.tile_count, mem_bytes=chip.mem_bytes, mailbox_depth=chip.mailbox_depth)
-        manifest = dataclasses.replace(manifest, chip=target)
+        excess = max(0, len(manifest.services) - chip.tile_count)
+        manifest = without_services(dataclasses.replace(manifest, chip=target),
+                                    OPTIONAL_SERVICES.get(name, ())[:excess])
     write_image(build_image(manifest), path)
     return path
+
+
+def without_services(manifest: Manifest, names: Sequence[str]) -> Manifest:
+    """`manifest` without the services `names`: gone from the services, from every service's `sends` and from the
+    supervision tree."""
+    if not names:
+        return manifest
+    dropped = set(names)
+
+    def prune(supervisor: SupervisorSpec) -> SupervisorSpec:
+        children = tuple(prune(child) if isinstance(child, SupervisorSpec) else child
+                         for child in supervisor.children if child not in dropped)
+        return dataclasses.replace(supervisor, children=children)
+
+    services = {name: dataclasses.replace(spec, sends=tuple(to for to in spec.sends if to not in dropped))
+                for name, spec in manifest.services.items() if name not in dropped}
+    messages = tuple(message for message in manifest.messages if message.to not in dropped)
+    return dataclasses.replace(manifest, services=services, tree=prune(manifest.tree), messages=messages)
 
 
 def is_output(message: Incoming) -> bool:

@@ -178,6 +178,8 @@ def _picture(system: DemoSystem, workers: int, width: int, height: int, limit: i
 
 def run_mandelbrot(chip: Chip, folder: Path, say: Say, *, width: int = 24, height: int = 16, limit: int = 12,
                    workers: int = 7) -> MandelbrotResult:
+    """`workers` at most: as many as the chip has tiles beside the collector's."""
+    workers = min(workers, chip.info.tile_count - 1)
     system = DemoSystem(chip, build_demo("mandelbrot", folder, chip.info), events=io.StringIO())
     try:
         single, cycles_one = _picture(system, 1, width, height, limit)

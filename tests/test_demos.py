@@ -14,6 +14,7 @@ import pytest
 from tessera.os import demo_runs
 from tessera.os.chip import Chip
 from tessera.os.demo_host import DEMOS_ROOT, png_bytes
+from tessera.os.image import read_image
 from tessera.os.service_build import build_service
 
 import host_os_fakechip as fake
@@ -85,6 +86,26 @@ def test_mandelbrot_png_matches_cpython_and_workers_speed_it_up(tmp_path: Path) 
                 for _ in range(scale)]
     assert _decode_png(result.png.read_bytes()) == expected
     assert result.speedup > 1.5
+
+
+def test_mandelbrot_runs_with_the_workers_a_smaller_chip_has(tmp_path: Path) -> None:
+    """On 4 tiles the demo builds without w4..w7 (workers stay on the tiles they are pinned to) and uses 3."""
+    chip = Chip(fake.FakeChipLink(fake.FakeChip(tiles=4, mem_bytes=4096, mailbox_depth=8)).open(), reply_timeout=0.2)
+    result = demo_runs.run_mandelbrot(chip, tmp_path, lambda _: None, width=8, height=4, limit=5)
+    assert result.workers == 3 and result.counts == demo_runs.mandelbrot_reference(8, 4, 5)
+    image = read_image(tmp_path / "mandelbrot.tsi")
+    assert sorted((tile.service, tile.tile) for tile in image.tiles) == [
+        ("collector", 0), ("w1", 1), ("w2", 2), ("w3", 3)]
+
+
+def test_tour_skips_what_does_not_fit_a_two_tile_chip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tessera.os import demo
+
+    link = fake.FakeChipLink(fake.FakeChip(tiles=2, mem_bytes=4096, mailbox_depth=8)).open()
+    demo.tour(link, tmp_path, ("pingpong", "pipeline", "crash"))
+    out = capsys.readouterr().out
+    assert out.count("skipped: it needs 3 tiles, the chip has 2") == 2  # pipeline and crash
+    assert "it reached 100" in out
 
 
 def test_kv_snapshot_covers_the_table_where_the_image_records_it() -> None:

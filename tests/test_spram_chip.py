@@ -1,7 +1,7 @@
 """The iCEBreaker's chip (`tessera sim --board icebreaker`: the chip `make build BOARD=icebreaker` builds, with the
 byte-stream link) under Verilator: four bit-core tiles whose memories are 32 KiB slices of the SPRAM banks, two
 tiles to a bank, mailboxes 4 deep, the I/O node. The host reaches each tile's whole memory and no other's; the demo
-tour runs there, with the demos built for this chip, and skips the one that needs more tiles than it has."""
+tour runs there, with the demos built for this chip."""
 
 from __future__ import annotations
 
@@ -44,11 +44,12 @@ def test_icebreaker_chip_serves_private_memories_and_the_demo_tour(
                     expected = int.from_bytes(bytes([tile, address >> 8 & 0xFF, 0x5A, 0xC3]), "little")
                     assert chip.read_memory(tile, address, 2) == [expected, expected], (tile, address)
             capsys.readouterr()
-            demo.tour(link, tmp_path, demo.NAMES)
+            # Not the Mandelbrot demo: its one-tile picture on the bit core (~55 cycles per instruction) outlasts the
+            # demo's 120 s reply limit under Verilator; tests/test_demos.py runs it on a 4-tile chip.
+            demo.tour(link, tmp_path, [name for name in demo.NAMES if name != "mandelbrot"])
     out = capsys.readouterr().out
     assert f"chip at {link.target}: {TILES} tiles of {MEM_BYTES} bytes, mailbox depth 4" in out
-    assert "skipped: its 8 services need 8 tiles, the chip has 4" in out  # Mandelbrot: 7 workers and a collector
-    assert out.count("skipped") == 1
+    assert "skipped" not in out
     for line in ("ping-pong", "crash and recover", "persistent key-value store"):
         assert line in out
     assert "restarted: tile" in out and "state restored" in out

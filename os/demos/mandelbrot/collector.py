@@ -1,9 +1,9 @@
 """Collector: a JOB (workers, width, height, limit) from the host computes a Mandelbrot picture on the first
-`workers` workers (1..7). Each worker gets one row at a time (tag = the row; words: width, limit, the row's imaginary
-part and the real step, in 16.16 fixed point) and the next free row when it answers, so fast rows do not wait for
-slow ones. When every row is in, the collector sends the host one message per row (tag
-ROW_BASE + row, the worker's 4 packed words) and then DONE (cycles from the first request to the last answer,
-height, workers)."""
+`workers` workers (1..7; worker k is pinned to tile k, app.toml). Each worker gets one row at a time (tag = the row;
+words: width, limit, the row's imaginary part and the real step, in 16.16 fixed point) and the next free row when it
+answers, so fast rows do not wait for slow ones. When every row is in, the collector sends the host one message per
+row (tag ROW_BASE + row, the worker's 4 packed words) and then DONE (cycles from the first request to the last
+answer, height, workers)."""
 
 from tessera.os.service_api import Array, Message, Service, now, send, send_to
 
@@ -63,20 +63,7 @@ class Collector(Service):
         row = self.next_row
         self.next_row += 1
         ci = self.ci(row)
-        if worker == 0:
-            send("w1", self.width, self.limit, ci, self.step_r, tag=row)
-        elif worker == 1:
-            send("w2", self.width, self.limit, ci, self.step_r, tag=row)
-        elif worker == 2:
-            send("w3", self.width, self.limit, ci, self.step_r, tag=row)
-        elif worker == 3:
-            send("w4", self.width, self.limit, ci, self.step_r, tag=row)
-        elif worker == 4:
-            send("w5", self.width, self.limit, ci, self.step_r, tag=row)
-        elif worker == 5:
-            send("w6", self.width, self.limit, ci, self.step_r, tag=row)
-        else:
-            send("w7", self.width, self.limit, ci, self.step_r, tag=row)
+        send_to(worker + 1, self.width, self.limit, ci, self.step_r, tag=row)  # worker k is pinned to tile k
 
     def finish(self, cycles: int) -> None:
         for row in range(self.height):
