@@ -24,15 +24,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-from tessera.boards.board_top import io_pins
-from tessera.boards.build import (
-    DEFAULT_BAUD,
-    DEFAULT_CORE,
-    DEFAULT_MAILBOX_DEPTH,
-    add_board_arguments,
-    chosen_board,
-    make_chip,
-)
+from tessera.boards.build import DEFAULT_CORE, add_board_arguments, board_chip, chosen_board
 from tessera.boards.synth import PROJECT_ROOT, SynthError, run_tool, synth_ice40_device_option
 from tessera.hw.chip import TILE_MEMORIES
 from tessera.hw.tile import CORES
@@ -111,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     board, tiles = chosen_board(parser, args)
     tile_memory = args.tile_memory or board.tile_memory
-    chip = make_chip(tile_count=tiles, mem_bytes=board.default_mem_bytes(tiles, tile_memory),
-                     mailbox_depth=DEFAULT_MAILBOX_DEPTH, clock_hz=round(board.default_mhz * 1e6), baud=DEFAULT_BAUD,
-                     core=args.core, separate_staging=board.separate_staging, tile_memory=tile_memory, **io_pins(board))
+    chip = board_chip(board=board.name, tiles=tiles, core=args.core, tile_memory=tile_memory)
     print(f"[area] {board.name}: {tiles} {args.core}-core tiles, tile memory in {tile_memory}, "
           "synth_ice40 -noflatten", file=sys.stderr, flush=True)
     try:

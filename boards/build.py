@@ -167,19 +167,27 @@ def make_chip(
     )
 
 
-def board_chip(*, board: str, tiles: int | None = None, link: str = "uart") -> wiring.Component:
-    """The chip `make build BOARD=<board> [TILES=<tiles>]` builds, with every other choice at the board's default
-    (its clock as its PLL makes it, so IDENTIFY reports the board's); with link="bytes" it is that chip for the
-    virtual board (`tessera sim --board`)."""
+def board_chip(
+    *,
+    board: str,
+    tiles: int | None = None,
+    link: str = "uart",
+    core: str = DEFAULT_CORE,
+    tile_memory: str | None = None,
+) -> wiring.Component:
+    """The chip `make build BOARD=<board> [TILES=<tiles>]` builds, with every choice but `core` and `tile_memory`
+    at the board's default (its clock as its PLL makes it, so IDENTIFY reports the board's); with link="bytes" it is
+    that chip for the virtual board (`tessera sim --board`)."""
     if board not in BOARDS:
         raise ValueError(f"board {board!r}: expected one of {', '.join(sorted(BOARDS))}")
     target = BOARDS[board]
     tiles = target.default_tiles if tiles is None else tiles
+    tile_memory = tile_memory or target.tile_memory
     clock_hz = round(pll_config(target.reference_hz, target.default_mhz * 1e6).output_hz)
     return make_chip(
-        tile_count=tiles, mem_bytes=target.default_mem_bytes(tiles, target.tile_memory),
-        mailbox_depth=DEFAULT_MAILBOX_DEPTH, clock_hz=clock_hz, baud=DEFAULT_BAUD,
-        separate_staging=target.separate_staging, tile_memory=target.tile_memory, link=link, **io_pins(target),
+        tile_count=tiles, mem_bytes=target.default_mem_bytes(tiles, tile_memory),
+        mailbox_depth=DEFAULT_MAILBOX_DEPTH, clock_hz=clock_hz, baud=DEFAULT_BAUD, core=core,
+        separate_staging=target.separate_staging, tile_memory=tile_memory, link=link, **io_pins(target),
     )
 
 
@@ -247,7 +255,8 @@ def build(
     `tile_memory` and `mem_bytes` default to the board's (`Board.tile_memory`, `Board.default_mem_bytes`)."""
     started = time.monotonic()
     tile_memory = tile_memory or board.tile_memory
-    mem_bytes = mem_bytes or board.default_mem_bytes(tiles, tile_memory)
+    if mem_bytes is None:
+        mem_bytes = board.default_mem_bytes(tiles, tile_memory)
     pll = pll_config(board.reference_hz, (mhz or board.default_mhz) * 1e6)
     build_dir = build_dir or BOARD_BUILD_ROOT / board.name
     build_dir.mkdir(parents=True, exist_ok=True)

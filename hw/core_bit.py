@@ -138,6 +138,7 @@ class BitSerialTileCore(wiring.Component):
         self._addr_width = addr_width
         self._tile_id = tile_id
         self._has_message_unit = has_message_unit
+        self._memory_waits = memory_waits
         members = control_members(has_message_unit)
         del members["cycle"]
         super().__init__(
@@ -347,8 +348,8 @@ class BitSerialTileCore(wiring.Component):
             self.debug.data_out.eq(dat[0]),
         ]
         # A fetch, load or store moves on only in the cycle the memory takes it (always, for a memory of its own).
-        memory_took = self.bus.ready if "ready" in self.bus.signature.members else Const(1)
-        if "cannot_wait" in self.bus.signature.members:
+        memory_took = self.bus.ready if self._memory_waits else Const(1)
+        if self._memory_waits:
             m.d.comb += self.bus.cannot_wait.eq(stopped)
 
         access_misaligned = Mux(f3[1], addr[0:2] != 0, f3[0] & addr[0])

@@ -122,25 +122,26 @@ class SpramBank(wiring.Component):
         # The taken port's request, chosen by a chain of two-way multiplexers that ends at the last port instead of
         # at zeros: a word of the chain is one LUT per port after `taken`, and the SPRAMs sit at the die's corners,
         # so these paths are long already (`select` alone gates the access).
-        def chosen(field: str) -> Value:
-            value = getattr(self.ports[-1], field)
+        def chosen(values: list[Value]) -> Value:
+            value = values[-1]
             for index in reversed(range(self._ports - 1)):
-                value = Mux(taken[index], getattr(self.ports[index], field), value)
+                value = Mux(taken[index], values[index], value)
             return value
 
-        slot = Const(self._ports - 1, self._slot_bits)
-        for index in reversed(range(self._ports - 1)):
-            slot = Mux(taken[index], index, slot)
+        def field(name: str) -> Value:
+            return chosen([getattr(port, name) for port in self.ports])
+
+        slot = chosen([Const(index, self._slot_bits) for index in range(self._ports)])
         address = Signal(14)
         write_data = Signal(32)
         write_mask = Signal(4)
         write = Signal()
         select = Signal()
         m.d.comb += [
-            address.eq(Cat(chosen("addr"), Const(0, self._slot_words_bits - self._addr_bits), slot)),
-            write_data.eq(chosen("wdata")),
-            write_mask.eq(chosen("wmask")),
-            write.eq(chosen("we")),
+            address.eq(Cat(field("addr"), Const(0, self._slot_words_bits - self._addr_bits), slot)),
+            write_data.eq(field("wdata")),
+            write_mask.eq(field("wmask")),
+            write.eq(field("we")),
             select.eq(Cat(*requests).any()),  # someone is taken whenever anyone asks
         ]
         read_data = Signal(32)

@@ -76,18 +76,18 @@ class Tile(wiring.Component):
                 mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit, memory_waits=True
             )
             self._memory = None
+            outside = {"memory": Out(MemoryBusSignature(self._addr_bits, waits=True))}
         else:
             self._core = core_class(core)(mem_bytes=mem_bytes, tile_id=tile_id, has_message_unit=has_message_unit)
             # No read shares a cycle with a write (elaborate gates `read.en`), so a read never meets the word being
             # written: `no_rw_check` lets Yosys map the block RAM without read-during-write emulation.
             self._memory = memory.Memory(shape=32, depth=mem_bytes // 4, init=[], attrs={"no_rw_check": 1})
+            outside = {}
         self._streamed = isinstance(self._core, BitSerialTileCore)
         if shared_counter_stream and not self._streamed:
             raise ValueError(f"a {type(self._core).__name__} tile reads `cycle`, it has no counter-stream inputs")
         self._stream_from_inputs = shared_counter_stream
-        members = {"debug": In(DebugPortSignature()), **control_members(has_message_unit)}
-        if outside_memory:
-            members["memory"] = Out(MemoryBusSignature(self._addr_bits, waits=True))
+        members = {"debug": In(DebugPortSignature()), **control_members(has_message_unit), **outside}
         super().__init__({**members, **(COUNTER_STREAM_MEMBERS if self._streamed else {})})
 
     @property
@@ -123,13 +123,6 @@ class Tile(wiring.Component):
         if "message" in self.signature.members:
             wiring.connect(m, core.message, wiring.flipped(self.message))
 
-        if self._memory is None:
-            wiring.connect(m, wiring.flipped(self.debug), core.debug)
-            wiring.connect(m, core.bus, wiring.flipped(self.memory))
-            return m
-        m.submodules.memory = self._memory
-        read = self._memory.read_port(domain="sync")
-        write = self._memory.write_port(granularity=8)
         if self._streamed:
             wiring.connect(m, wiring.flipped(self.debug), core.debug)
             bus = core.bus
@@ -137,6 +130,12 @@ class Tile(wiring.Component):
             m.submodules.debug_target = target = DebugTarget(addr_bits=self._addr_bits)
             wiring.connect(m, wiring.flipped(self.debug), target.port)
             bus = _owned_bus(m, core, target.bus)
+        if self._memory is None:  # the bit core's bus is the tile's `memory` port
+            wiring.connect(m, bus, wiring.flipped(self.memory))
+            return m
+        m.submodules.memory = self._memory
+        read = self._memory.read_port(domain="sync")
+        write = self._memory.write_port(granularity=8)
         m.d.comb += [
             read.addr.eq(bus.addr),
             # Never a read in a write cycle (the core never does both; the debug port asks one at a time): this

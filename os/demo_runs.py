@@ -178,9 +178,9 @@ def _picture(system: DemoSystem, workers: int, width: int, height: int, limit: i
 
 def run_mandelbrot(chip: Chip, folder: Path, say: Say, *, width: int = 24, height: int = 16, limit: int = 12,
                    workers: int = 7) -> MandelbrotResult:
-    """`workers` at most: as many as the chip has tiles beside the collector's."""
-    workers = min(workers, chip.info.tile_count - 1)
+    """`workers` at most: as many as the image built for the chip has (build_demo leaves out those that do not fit)."""
     system = DemoSystem(chip, build_demo("mandelbrot", folder, chip.info), events=io.StringIO())
+    workers = min(workers, len(system.runner.services) - 1)  # every service but the collector
     try:
         single, cycles_one = _picture(system, 1, width, height, limit)
         counts, cycles_all = _picture(system, workers, width, height, limit)
