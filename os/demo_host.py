@@ -37,6 +37,14 @@ from tessera.os.supervision import SupervisorSpec
 DEMOS_ROOT = Path(__file__).resolve().with_name("demos")
 #: Wall-clock limit for one reply; generous because the fake chip and Icarus are slow.
 REPLY_TIMEOUT_S = 120.0
+#: ... and the least of the chip's own time (cycles over its clock) a reply may take: a wait is overdue only once
+#: both have passed. Hardware runs at its clock, so there the wall-clock limit decides. A simulated chip runs far
+#: slower (the iCEBreaker's bit-core chip under Verilator at ~1/60 of its 24 MHz), and this gives it the cycles the
+#: slowest demo step takes on the board: Mandelbrot's picture on one bit-core tile, 55 M cycles (2.3 s).
+REPLY_CHIP_S = 10.0
+#: ... but never longer than this: a chip that has not run REPLY_CHIP_S of its own time by then (Icarus is slower
+#: than Verilator still) is stuck or too slow to wait for.
+REPLY_LONGEST_S = 1800.0
 
 
 class DemoError(TesseraError):
@@ -93,6 +101,45 @@ def is_output(message: Incoming) -> bool:
     return not (message.is_log or message.is_down or message.tag == SNAPSHOT_TAG)
 
 
+class ReplyDeadline:
+    """When a wait that starts now is overdue: once `wall_s` seconds have passed on `clock` and the chip has run
+    `chip_s` seconds of its own time (`cycles()` reads its cycle counter, which runs at `clock_hz`), or once
+    `longest_s` seconds have passed whatever the chip did. The counter is read at the start and then at most once
+    a second after `wall_s`."""
+
+    def __init__(self, cycles: Callable[[], int], clock_hz: int, *, wall_s: float = REPLY_TIMEOUT_S,
+                 chip_s: float = REPLY_CHIP_S, longest_s: float = REPLY_LONGEST_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._cycles, self._clock = cycles, clock
+        self._started_cycle, self._started = cycles(), clock()
+        self._wall_s, self._longest_s = wall_s, longest_s
+        self._chip_cycles = round(chip_s * clock_hz)
+        self._clock_hz = clock_hz
+        self.chip_seconds = 0.0  # of the chip's own time, as last read
+        self._next_read = self._started + wall_s
+
+    @property
+    def waited(self) -> float:
+        return self._clock() - self._started
+
+    def overdue(self) -> bool:
+        now = self._clock()
+        if now - self._started < self._wall_s:
+            return False
+        if now - self._started >= self._longest_s:
+            return True
+        if now >= self._next_read:
+            self._next_read = now + 1.0
+            ran = self._cycles() - self._started_cycle
+            self.chip_seconds = ran / self._clock_hz
+            return ran >= self._chip_cycles
+        return False
+
+    def describe(self) -> str:
+        """How long the wait was, for its error message."""
+        return f"{self.waited:.0f} s (the chip ran {self.chip_seconds:.3g} s of its own time)"
+
+
 class DemoSystem:
     """A demo image booted on `chip` under a Runner whose event lines go to `events`."""
 
@@ -108,25 +155,29 @@ class DemoSystem:
     def send(self, service: str, words: Sequence[int], tag: int = 0) -> None:
         self.chip.send(self.tile(service), tag, [word & 0xFFFF_FFFF for word in words])
 
+    def deadline(self, timeout: float = REPLY_TIMEOUT_S) -> ReplyDeadline:
+        """A wait's deadline from now: `timeout` wall-clock seconds and REPLY_CHIP_S of the chip's own time."""
+        return ReplyDeadline(lambda: self.chip.status(0).cycle, self.chip.info.clock_hz, wall_s=timeout)
+
     def wait(self, predicate: Callable[[Incoming], bool], what: str,
              timeout: float = REPLY_TIMEOUT_S) -> Incoming:
         """The first message matching `predicate`; every other message is handled by the runner meanwhile."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = self.deadline(timeout)
+        while not deadline.overdue():
             messages = self.chip.poll(0.05)
             for index, message in enumerate(messages):
                 if predicate(message):
                     self.chip.inbox.extendleft(reversed(messages[index + 1:]))  # for the next wait, in order
                     return message
                 self.runner.handle(message)
-        raise DemoError(f"no {what} within {timeout:.0f} s")
+        raise DemoError(f"no {what} within {deadline.describe()}")
 
     def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = REPLY_TIMEOUT_S) -> None:
         """Handle messages until `condition()` holds."""
-        deadline = time.monotonic() + timeout
+        deadline = self.deadline(timeout)
         while not condition():
-            if time.monotonic() >= deadline:
-                raise DemoError(f"{what} did not happen within {timeout:.0f} s")
+            if deadline.overdue():
+                raise DemoError(f"{what} did not happen within {deadline.describe()}")
             for message in self.chip.poll(0.05):
                 self.runner.handle(message)
 

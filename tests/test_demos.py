@@ -4,6 +4,7 @@ chip with LEDs and a button, the host pressing it."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from collections import Counter
@@ -13,7 +14,7 @@ import pytest
 
 from tessera.os import demo_runs
 from tessera.os.chip import Chip
-from tessera.os.demo_host import DEMOS_ROOT, png_bytes
+from tessera.os.demo_host import DEMOS_ROOT, DemoError, DemoSystem, ReplyDeadline, build_demo, png_bytes
 from tessera.os.image import read_image
 from tessera.os.service_build import build_service
 
@@ -180,3 +181,70 @@ def test_boardio_on_the_virtual_board_with_the_host_playing_the_button(tmp_path:
     assert result.states == [(step % 4, pattern, step) for step, pattern in zip(range(1, 6), patterns)]
     assert result.leds == patterns
     assert "press 4: state 0, pattern 00; LEDs 00" in lines
+
+
+class _Clocks:
+    """A wall clock and a chip cycle counter that the test moves by hand; counts the counter's reads."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.cycle = 5_000
+        self.reads = 0
+
+    def cycles(self) -> int:
+        self.reads += 1
+        return self.cycle
+
+    def run(self, seconds: float, chip_hz: float) -> None:
+        self.now += seconds
+        self.cycle += round(seconds * chip_hz)
+
+
+def _deadline(clocks: _Clocks) -> ReplyDeadline:
+    return ReplyDeadline(clocks.cycles, 1_000_000, wall_s=10.0, chip_s=2.0, longest_s=100.0, clock=lambda: clocks.now)
+
+
+def _overdue_after(clocks: _Clocks, deadline: ReplyDeadline, chip_hz: float, step: float = 0.25) -> float:
+    """The wall-clock time at which `deadline` first says overdue while the chip runs at `chip_hz`."""
+    while not deadline.overdue():
+        clocks.run(step, chip_hz)
+        assert clocks.now < 1000, "never overdue"
+    return clocks.now
+
+
+def test_reply_deadline_on_hardware_is_the_wall_clock_limit() -> None:
+    clocks = _Clocks()
+    deadline = _deadline(clocks)
+    assert _overdue_after(clocks, deadline, 1_000_000) == 10.0
+    assert deadline.describe() == "10 s (the chip ran 10 s of its own time)"
+
+
+def test_reply_deadline_gives_a_slow_chip_its_own_time() -> None:
+    clocks = _Clocks()
+    deadline = _deadline(clocks)  # the chip at 1/20 of its clock: its 2 s take 40 s
+    assert _overdue_after(clocks, deadline, 50_000) == 40.0
+    assert "the chip ran 2 s of its own time" in deadline.describe()
+    # read at the start, then once a second from the wall-clock limit on: 10, 11, ..., 40
+    assert clocks.reads == 1 + 31
+
+
+def test_reply_deadline_stops_waiting_for_a_chip_that_does_not_run() -> None:
+    clocks = _Clocks()
+    deadline = _deadline(clocks)
+    assert _overdue_after(clocks, deadline, 0) == 100.0
+    assert deadline.describe() == "100 s (the chip ran 0 s of its own time)"
+
+
+def test_a_demo_wait_that_outlasts_its_limits_names_them(tmp_path: Path) -> None:
+    fakes: list = []
+    chip = new_chip(fakes)
+    system = DemoSystem(chip, build_demo("pingpong", tmp_path), events=io.StringIO())
+    chip_seconds = 0.002  # 24_000 cycles of the fake chip's 12 MHz clock
+    started = fakes[0].noc.cycle
+    system.deadline = lambda timeout: ReplyDeadline(lambda: chip.status(0).cycle, chip.info.clock_hz,
+                                                    wall_s=0.1, chip_s=chip_seconds)
+    expected = r"no answer nobody sends within \d+ s \(the chip ran 0\.00[2-9]\d* s of its own time\)"
+    with pytest.raises(DemoError, match=expected):
+        system.wait(lambda message: False, "answer nobody sends")
+    assert fakes[0].noc.cycle - started >= chip_seconds * chip.info.clock_hz
+    system.close()

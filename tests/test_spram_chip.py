@@ -44,8 +44,8 @@ def test_icebreaker_chip_serves_private_memories_and_the_demo_tour(
                     expected = int.from_bytes(bytes([tile, address >> 8 & 0xFF, 0x5A, 0xC3]), "little")
                     assert chip.read_memory(tile, address, 2) == [expected, expected], (tile, address)
             capsys.readouterr()
-            # Not the Mandelbrot demo: its one-tile picture on the bit core (~55 cycles per instruction) outlasts the
-            # demo's 120 s reply limit under Verilator; tests/test_demos.py runs it on a 4-tile chip.
+            # Not the Mandelbrot demo: its one-tile picture on the bit core (~55 cycles per instruction) is 55 M cycles,
+            # ~3 minutes of this test's time under Verilator; tests/test_demos.py runs it on a 4-tile fake chip.
             demo.tour(link, tmp_path, [name for name in demo.NAMES if name != "mandelbrot"])
     out = capsys.readouterr().out
     assert f"chip at {link.target}: {TILES} tiles of {MEM_BYTES} bytes, mailbox depth 4" in out
