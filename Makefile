@@ -93,8 +93,9 @@ lone-ffs: setup
 	$(PY) -m tessera.boards.lone_ffs --board $(BOARD)
 
 # ---- the demo tour (os/demos/, os/demo.py): ping-pong, pipeline, Mandelbrot, crash and recover, persistent store ----
-# Runs on the virtual board (started and stopped here); DEMO_TARGET=serial:/dev/ttyUSB1 runs it on a board.
+# Runs on the virtual board (started and stopped here); DEMO_TARGET=serial:/dev/ttyUSB1 runs it on a board, and
+# `make demo BOARD=icebreaker` on the virtual board of the chip `make build BOARD=icebreaker` builds.
 DEMO_TARGET ?= sim
 
 demo: setup
-	$(PY) -m tessera.os.demo --target $(DEMO_TARGET)
+	$(PY) -m tessera.os.demo --target $(DEMO_TARGET) $(if $(filter-out file default,$(origin BOARD)),--board $(BOARD))

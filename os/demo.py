@@ -1,7 +1,8 @@
 """`python -m tessera.os.demo` (`make demo`): a short tour of the demo systems in os/demos/ on a chip.
 
 Builds each demo's image into `--out` (default build/demo), opens the target once (default `sim`: the virtual
-board, started here and stopped at exit unless one is already running), then runs, in order: ping-pong,
+board, started here and stopped at exit unless one is already running; `--board NAME`: the virtual board of
+that board's chip, as `tessera sim --board NAME` starts it), then runs, in order: ping-pong,
 pipeline, parallel Mandelbrot, crash and recover, persistent key-value store, printing what each does. Exits 0
 when every demo got the answers it expects, 1 (with the reason) otherwise. Demo 6 (board I/O) is not in the tour:
 it needs a chip with LEDs and buttons and someone to press them (tests/test_demos.py plays them on the virtual
@@ -75,11 +76,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("build/demo"), help="where images, the PNG and the "
                                                                              "key-value store's state go")
     parser.add_argument("--only", nargs="+", choices=NAMES, default=list(NAMES), help="run only these demos")
+    parser.add_argument("--board", help="simulate the chip `make build BOARD=...` builds for this board (its tiles, "
+                                        "tile memory, mailboxes and clock) instead of the default chip; sim targets only")
     args = parser.parse_args(argv)
+    chip = None
+    if args.board is not None:
+        if not (args.target == "sim" or args.target.startswith("sim:")):
+            parser.error(f"--board simulates a board's chip: it needs a sim target, not {args.target!r} (a board "
+                         "target is the flashed chip itself)")
+        from tessera.sim.virtual_board import BOARD_CHIP, ChipSpec
+
+        chip = ChipSpec(BOARD_CHIP, {"board": args.board})
     opened = time.monotonic()
     try:
         say(f"opening {args.target} (the first start of the virtual board compiles the chip; later starts reuse it)")
-        with open_link(args.target) as link:
+        with open_link(args.target, chip) as link:
             say(f"link up in {time.monotonic() - opened:.1f} s")
             seconds = tour(link, args.out, args.only)
     except (TesseraError, LinkError) as error:

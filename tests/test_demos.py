@@ -165,6 +165,20 @@ def test_tour_on_the_virtual_board(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (tmp_path / "mandelbrot.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_tour_board_option_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`make demo BOARD=...`: a board's chip is simulated, so --board needs a sim target, and names a known board."""
+    from tessera.os import demo
+
+    with pytest.raises(SystemExit) as exited:
+        demo.main(["--board", "icebreaker", "--target", "serial:/dev/ttyUSB1", "--out", str(tmp_path)])
+    assert exited.value.code == 2
+    assert "--board simulates a board's chip: it needs a sim target, not 'serial:/dev/ttyUSB1'" in capsys.readouterr().err
+    assert demo.main(["--board", "icebreakr", "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert "board 'icebreakr': expected one of hx8k, icebreaker, icestick, upduino" in error
+    assert error.startswith("demo: error: ") and error.count("\n") == 1
+
+
 @pytest.mark.slow
 def test_boardio_on_the_virtual_board_with_the_host_playing_the_button(tmp_path: Path) -> None:
     """Demo 6 on the chip top with the iCEBreaker's LEDs and button: each press the host plays reaches `panel`
