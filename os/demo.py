@@ -76,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("build/demo"), help="where images, the PNG and the "
                                                                              "key-value store's state go")
     parser.add_argument("--only", nargs="+", choices=NAMES, default=list(NAMES), help="run only these demos")
-    parser.add_argument("--board", help="simulate the chip `make build BOARD=...` builds for this board (its tiles, "
-                                        "tile memory, mailboxes and clock) instead of the default chip; sim targets only")
+    parser.add_argument("--board", help="simulate the chip `make build BOARD=...` builds for this board (its "
+                        "tiles, tile memory, mailboxes and clock) instead of the default chip; sim targets only")
     args = parser.parse_args(argv)
     chip = None
     if args.board is not None:

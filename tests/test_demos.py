@@ -172,7 +172,8 @@ def test_tour_board_option_is_checked(tmp_path: Path, capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit) as exited:
         demo.main(["--board", "icebreaker", "--target", "serial:/dev/ttyUSB1", "--out", str(tmp_path)])
     assert exited.value.code == 2
-    assert "--board simulates a board's chip: it needs a sim target, not 'serial:/dev/ttyUSB1'" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "--board simulates a board's chip: it needs a sim target, not 'serial:/dev/ttyUSB1'" in error
     assert demo.main(["--board", "icebreakr", "--out", str(tmp_path)]) == 1
     error = capsys.readouterr().err
     assert "board 'icebreakr': expected one of hx8k, icebreaker, icestick, upduino" in error
