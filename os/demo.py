@@ -22,7 +22,7 @@ from tessera.os.commands import DEFAULT_TARGET
 from tessera.os.demo_host import demo_tiles, reset_chip
 from tessera.os.demo_runs import run_crash, run_kvstore, run_mandelbrot, run_pingpong, run_pipeline
 from tessera.os.errors import TesseraError
-from tessera.os.link import TARGET_SYNTAX, Link, LinkError, open_link
+from tessera.os.link import TARGET_SYNTAX, Link, LinkError, is_sim_target, open_link
 
 
 #: (name, title, run) in tour order.
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chip = None
     if args.board is not None:
-        if not (args.target == "sim" or args.target.startswith("sim:")):
+        if not is_sim_target(args.target):
             parser.error(f"--board simulates a board's chip: it needs a sim target, not {args.target!r} (a board "
                          "target is the flashed chip itself)")
         from tessera.sim.virtual_board import BOARD_CHIP, ChipSpec

@@ -298,9 +298,14 @@ _SERIAL_TARGET = re.compile(r"serial:(?P<device>[^@]+)(?:@(?P<baud>[0-9]+))?")
 _TCP_TARGET = re.compile(r"tcp:(?P<host>\[[^\]]+\]|[^:]+):(?P<port>[0-9]+)")
 
 
+def is_sim_target(target: str) -> bool:
+    """Whether `target` names the virtual board (`sim` or `sim:SIMULATOR`)."""
+    return target == "sim" or target.startswith("sim:")
+
+
 def parse_target(target: str, chip: object | None = None) -> Link:
     """The (unopened) link a target string names; LinkTargetError with the expected syntax if it is malformed."""
-    if target == "sim" or target.startswith("sim:"):
+    if is_sim_target(target):
         return SimLink(chip, simulator=target.partition(":")[2] or "verilator")
     if match := _SERIAL_TARGET.fullmatch(target):
         baud = int(match["baud"]) if match["baud"] else DEFAULT_BAUD
